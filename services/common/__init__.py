@@ -1,0 +1,1 @@
+"""Code every service shares: the bus contract, configuration, the broker and logging."""

@@ -1,0 +1,1 @@
+"""Per-host event ingestion: the event model, state engine, capture files, the live kernel and k8s audit."""
