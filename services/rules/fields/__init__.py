@@ -1,0 +1,1 @@
+"""Falco's fields: the catalog (names, types, flags, extractors) per source."""
