@@ -20,6 +20,7 @@ app = typer.Typer(
 # starts for every conformance case.
 COMMAND_MODULES = (
     "tiercel.cli.basic",
+    "tiercel.cli.bench",
     "tiercel.cli.up",
 )
 
