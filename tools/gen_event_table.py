@@ -91,7 +91,7 @@ def render(table: dict) -> str:
         sep = "," if i < len(keys) - 1 else ""
         v = table[k]
         if k == "events":
-            lines.append(f'  "events": [')
+            lines.append('  "events": [')
             for j, e in enumerate(v):
                 lines.append("    " + json.dumps(e, separators=(",", ":")) + ("," if j < len(v) - 1 else ""))
             lines.append("  ]" + sep)
