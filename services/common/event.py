@@ -42,6 +42,7 @@ class FdInfo:
         "is_server",  # the local end is the server side (accepted/listening socket)
         "connected",  # connected socket
         "pid",        # owning process pid (for snapshots)
+        "usrc", "udst",  # unix sockets: kernel pointers of the two ends (0 unknown)
     )
 
     def __init__(self, num: int = -1, type: str = "", name: str = "", **kw: Any):
@@ -61,6 +62,8 @@ class FdInfo:
         self.is_server = kw.pop("is_server", False)
         self.connected = kw.pop("connected", False)
         self.pid = kw.pop("pid", 0)
+        self.usrc = kw.pop("usrc", 0)
+        self.udst = kw.pop("udst", 0)
         if kw:
             raise TypeError(f"unknown FdInfo attributes: {', '.join(kw)}")
 
@@ -98,6 +101,8 @@ class ThreadInfo:
         "parent",    # ThreadInfo | None
         "fds",       # dict[int, FdInfo] (state engine only; empty in snapshots)
         "dead",      # the thread exited (kept briefly for reparenting)
+        "root",      # root directory (chroot)
+        "pgid",      # process group id, -1 unknown
     )
 
     def __init__(self, tid: int, pid: int | None = None, ptid: int = 0, **kw: Any):
@@ -147,6 +152,8 @@ class ThreadInfo:
         self.parent = kw.pop("parent", None)
         self.fds = kw.pop("fds", {})
         self.dead = kw.pop("dead", False)
+        self.root = kw.pop("root", "")
+        self.pgid = kw.pop("pgid", -1)
         if kw:
             raise TypeError(f"unknown ThreadInfo attributes: {', '.join(kw)}")
 
@@ -183,6 +190,7 @@ class Event:
         "host",     # host the event was observed on
         "seq",      # per-host sequence number on the bus (0 before publishing)
         "extra",    # dict of state-engine facts for fields with no better home, or None
+        "dump_flags",  # .scap EVF dump flags (1 = state only: keep state, hide from the user)
     )
 
     def __init__(self, num: int, ts: int, tid: int, code: int, params: list[Any] | None = None, *,
@@ -201,6 +209,7 @@ class Event:
         self.host = ""
         self.seq = 0
         self.extra: dict[str, Any] | None = None
+        self.dump_flags = 0
 
     @property
     def is_enter(self) -> bool:

@@ -1,0 +1,384 @@
+"""The .scap reader, sans-IO: bytes in, sections / metadata / events out.
+
+`ScapParser.feed(data)` returns every item completed by `data` (a `Section`, a metadata block
+from `blocks`, or an `Event` with decoded parameters), in file order; `close()` says whether the
+stream ended cleanly. Memory is bounded by the largest block, whatever the file size. The file
+edge (`read_scap`) handles gzip and chunked reads.
+
+Events are presented as recorded: enter and exit events, with the parameters the producer wrote
+(`nparams` of the event, not of the table). What cannot be read is skipped and counted in
+`stats` (unknown block or event code, a block whose framing is fine but whose content is not);
+what makes the rest of the stream unreadable (not a capture, big-endian, corrupt block length)
+raises `ScapError` with the offset.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import zlib
+from collections.abc import Iterator
+from typing import Any, BinaryIO
+
+from tiercel.common import eventtable as et
+from tiercel.common import params as P
+from tiercel.common.event import Event
+from tiercel.ingest.scap import blocks as B
+from tiercel.ingest.scap.blocks import ScapError
+
+_BH = struct.Struct("<II")         # block type, total length
+_I = struct.Struct("<I")
+_EV1 = struct.Struct("<QQIH")      # ts, tid, len, type
+_EV2 = struct.Struct("<QQIHI")     # + nparams
+_CPU = struct.Struct("<H")
+_CPUFL = struct.Struct("<HI")
+
+# A block larger than this is taken for corruption (libscap's own buffers are far smaller; large
+# event blocks carry plugin payloads of a few MiB at most).
+MAX_BLOCK = 256 * 1024 * 1024
+
+_NOTIFICATION_E = et.PPME["PPME_NOTIFICATION_E"]
+_INFRASTRUCTURE_EVENT_E = et.PPME["PPME_INFRASTRUCTURE_EVENT_E"]
+
+
+class _Plan:
+    """How to read the parameters of one event code."""
+
+    __slots__ = ("decs", "nmax", "wide", "hist", "fixed", "_types")
+
+    def __init__(self, info: et.EventInfo):
+        self.decs = P.decoders_for(info.code)
+        self._types = [x.type for x in info.params]
+        self.nmax = info.nparams
+        self.wide = info.large_payload
+        # v1 nparams candidates: counts any producer declared, largest first, then a countdown.
+        seen = set()
+        order = []
+        for n in sorted(info.hist_nparams, reverse=True) + list(range(info.nparams, -1, -1)):
+            if n not in seen:
+                seen.add(n)
+                order.append(n)
+        self.hist = tuple(order)
+        # nparams -> (expected lengths, Struct) when every param up to n is fixed-size.
+        self.fixed: dict[int, tuple[tuple[int, ...], struct.Struct] | None] = {}
+
+    def fixed_struct(self, n: int):
+        if n in self.fixed:
+            return self.fixed[n]
+        info = None
+        codes = []
+        sizes = []
+        for d in range(n):
+            if d >= len(self.decs):
+                break
+            t = self._types[d]
+            pt = et.PARAM_TYPES[t]
+            if pt[1] != "fixed" or not pt[3] or t == "PT_DYN":
+                break
+            codes.append(pt[3])
+            sizes.append(pt[2])
+        else:
+            info = (tuple(sizes), struct.Struct("<" + "".join(codes)))
+        self.fixed[n] = info
+        return info
+
+
+def _plan_for(code: int, cache: dict[int, _Plan | None]) -> _Plan | None:
+    info = et.info(code)
+    if info is None or info.unused:
+        cache[code] = None
+        return None
+    p = _Plan(info)
+    cache[code] = p
+    return p
+
+
+class ScapParser:
+    """Incremental parser of a .scap byte stream (already decompressed)."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._offset = 0            # file offset of _buf[0]
+        self._started = False
+        self._in_events = False
+        self.section: B.Section | None = None
+        self.num = 0                # events delivered so far (evt.num of the last one)
+        self.stats: dict[str, int] = {"blocks": 0, "events": 0, "sections": 0}
+        self._plans: dict[int, _Plan | None] = {}
+        self._closed = False
+
+    def _count(self, key: str, n: int = 1) -> None:
+        self.stats[key] = self.stats.get(key, 0) + n
+
+    # -- public API ----------------------------------------------------------------------------
+
+    def feed(self, data: bytes) -> list[Any]:
+        """Add bytes; return every item they complete."""
+        buf = self._buf
+        buf += data
+        out: list[Any] = []
+        pos = 0
+        n = len(buf)
+        ev_blocks = B.EV_BLOCKS
+        while n - pos >= 8:
+            btype, total = _BH.unpack_from(buf, pos)
+            if not self._started:
+                if btype != B.SHB:
+                    raise ScapError("not a .scap capture: the first block is not a section header "
+                                    f"(0x{btype:08x})")
+                # SHB magic decides byte order before its length can be trusted.
+                if n - pos >= 12 and _I.unpack_from(buf, pos + 8)[0] == B.MAGIC_SWAPPED:
+                    B.parse_shb(bytes(buf[pos + 8:pos + 12]), self._offset + pos)
+            if total < 12 or total > MAX_BLOCK:
+                raise ScapError(f"corrupt block at offset {self._offset + pos}: length {total}")
+            if n - pos < total:
+                break
+            end = pos + total
+            if _I.unpack_from(buf, end - 4)[0] != total:
+                self._count("bad_trailer")
+                if btype not in ev_blocks:
+                    self._count("skipped_blocks")
+                    pos = end
+                    continue
+            self.stats["blocks"] += 1
+            spec = ev_blocks.get(btype)
+            if spec is not None and self._started:
+                self._in_events = True
+                ev = self._event(buf, pos + 8, end - 4, spec)
+                if ev is not None:
+                    out.append(ev)
+            else:
+                item = self._meta(btype, buf, pos + 8, end - 4)
+                if item is not None:
+                    out.append(item)
+            pos = end
+        if pos:
+            del buf[:pos]
+            self._offset += pos
+        return out
+
+    def close(self) -> None:
+        """End of input. Leftover bytes are a truncated last block: counted, not fatal."""
+        self._closed = True
+        if self._buf:
+            self._count("truncated_bytes", len(self._buf))
+            self._buf.clear()
+        if not self._started:
+            raise ScapError("empty input: not a .scap capture")
+
+    # -- blocks --------------------------------------------------------------------------------
+
+    def _meta(self, btype: int, buf: bytearray, start: int, end: int) -> Any:
+        offset = self._offset + start - 8
+        if btype == B.SHB:
+            sec = B.parse_shb(buf[start:end], offset)
+            self._started = True
+            self._in_events = False
+            self.section = sec
+            self.stats["sections"] += 1
+            return sec
+        if not self._started:
+            raise ScapError(f"block 0x{btype:08x} before the section header at offset {offset}")
+        if self._in_events:
+            self._count("late_metadata")
+        body = buf[start:end]
+        try:
+            if btype in B.MI:
+                return B.parse_mi(body)
+            v = B.PL_VERSIONS.get(btype)
+            if v:
+                return B.parse_pl(body, v)
+            v = B.FDL_VERSIONS.get(btype)
+            if v:
+                return B.parse_fdl(body, v)
+            v = B.IL_VERSIONS.get(btype)
+            if v:
+                return B.parse_il(body, v)
+            v = B.UL_VERSIONS.get(btype)
+            if v:
+                return B.parse_ul(body, v)
+        except ScapError:
+            self._count("corrupt_blocks")
+            return None
+        self._count("skipped_blocks")
+        return None
+
+    def _event(self, buf: bytearray, start: int, end: int, spec: tuple[int, bool, bool]) -> Event | None:
+        version, has_flags, _large = spec
+        dflags = 0
+        if has_flags:
+            if end - start < 6:
+                self._count("corrupt_events")
+                return None
+            cpu, dflags = _CPUFL.unpack_from(buf, start)
+            h = start + 6
+        else:
+            if end - start < 2:
+                self._count("corrupt_events")
+                return None
+            cpu = _CPU.unpack_from(buf, start)[0]
+            h = start + 2
+        avail = end - h
+        if version == 2:
+            if avail < 26:
+                self._count("corrupt_events")
+                return None
+            ts, tid, elen, code, nparams = _EV2.unpack_from(buf, h)
+            hdr = 26
+        else:
+            if avail < 22:
+                self._count("corrupt_events")
+                return None
+            ts, tid, elen, code = _EV1.unpack_from(buf, h)
+            nparams = -1
+            hdr = 22
+        plan = self._plans.get(code)
+        if plan is None:
+            plan = _plan_for(code, self._plans) if code not in self._plans else None
+            if plan is None:
+                self._count("unknown_events")
+                return None
+        if version == 1 and code in (_NOTIFICATION_E, _INFRASTRUCTURE_EVENT_E) and elen - 3 <= avail:
+            elen -= 3  # old producers stored len 3 bytes too large for these two
+        if elen < hdr or elen > avail:
+            self._count("corrupt_events")
+            return None
+        width = 4 if plan.wide else 2
+        base = h + hdr
+        ev_end = h + elen
+        if nparams < 0:
+            nparams = self._infer_nparams(buf, base, ev_end, plan, width)
+            if nparams < 0:
+                self._count("corrupt_events")
+                return None
+        if hdr + nparams * width > elen:
+            self._count("corrupt_events")
+            return None
+        if nparams:
+            lens = struct.unpack_from(f"<{nparams}{'I' if plan.wide else 'H'}", buf, base)
+        else:
+            lens = ()
+        off = base + nparams * width
+        if off + sum(lens) > ev_end:
+            self._count("corrupt_events")
+            return None
+        values: list[Any]
+        fx = plan.fixed_struct(nparams) if nparams <= plan.nmax else None
+        if fx is not None and fx[0] == lens:
+            values = list(fx[1].unpack_from(buf, off))
+        else:
+            decs = plan.decs
+            nd = len(decs)
+            values = []
+            for i, ln in enumerate(lens):
+                if i < nd:
+                    try:
+                        values.append(decs[i](buf, off, ln))
+                    except (ValueError, IndexError, struct.error, OSError):
+                        values.append(bytes(buf[off:off + ln]))
+                        self._count("bad_params")
+                else:
+                    values.append(bytes(buf[off:off + ln]))
+                off += ln
+        self.num += 1
+        self.stats["events"] += 1
+        if tid >= 1 << 63:
+            tid -= 1 << 64
+        ev = Event(self.num, ts, tid, code, values, cpu=cpu)
+        if dflags:
+            ev.dump_flags = dflags
+        return ev
+
+    @staticmethod
+    def _infer_nparams(buf, base: int, ev_end: int, plan: _Plan, width: int) -> int:
+        """v1 events carry no nparams: find the count whose lengths add up to the event length."""
+        size = ev_end - base
+        for n in plan.hist:
+            if n * width > size:
+                continue
+            lens = struct.unpack_from(f"<{n}H", buf, base) if n else ()
+            if n * width + sum(lens) == size:
+                return n
+        return -1
+
+
+# --- file edge ----------------------------------------------------------------------------------
+
+CHUNK = 1 << 20
+
+
+def gunzip_chunks(raw: Iterator[bytes], stats: dict[str, int] | None = None) -> Iterator[bytes]:
+    """Decompress a gzip stream chunk by chunk (members concatenated too). A stream cut short (a
+    capture whose writer was killed) ends the data, counted as `truncated_gzip`; corrupt
+    compressed data is an error."""
+    d = zlib.decompressobj(wbits=31)
+    fed = False
+    pending = b""
+    for data in raw:
+        data = pending + data
+        pending = b""
+        while data:
+            if not fed and len(data) < 2:
+                pending = data  # a member's magic straddles the chunk boundary
+                break
+            if not fed and data[:2] != b"\x1f\x8b":
+                if stats is not None:
+                    stats["trailing_garbage"] = stats.get("trailing_garbage", 0) + len(data)
+                return
+            fed = True
+            try:
+                out = d.decompress(data)
+            except zlib.error as e:
+                raise ScapError(f"corrupt compressed capture: {e}") from e
+            if out:
+                yield out
+            if not d.eof:
+                break
+            data = d.unused_data
+            d = zlib.decompressobj(wbits=31)
+            fed = False
+    if fed and not d.eof and stats is not None:
+        stats["truncated_gzip"] = stats.get("truncated_gzip", 0) + 1
+
+
+def file_chunks(f: BinaryIO, chunk: int = CHUNK) -> Iterator[bytes]:
+    while True:
+        data = f.read(chunk)
+        if not data:
+            return
+        yield data
+
+
+def capture_chunks(f: BinaryIO, chunk: int = CHUNK, stats: dict[str, int] | None = None) -> Iterator[bytes]:
+    """Decompressed chunks of a capture stream, gzip or not (sniffed from the first bytes)."""
+    first = f.read(chunk)
+    if not first:
+        return
+
+    def raw() -> Iterator[bytes]:
+        yield first
+        yield from file_chunks(f, chunk)
+    if first[:2] == b"\x1f\x8b":
+        yield from gunzip_chunks(raw(), stats)
+    else:
+        yield from raw()
+
+
+def read_scap(source: str | os.PathLike | BinaryIO | bytes, parser: ScapParser | None = None,
+              chunk: int = CHUNK) -> Iterator[Any]:
+    """Every item of a capture (path, open binary stream, or bytes; gzip or not), in order."""
+    p = parser or ScapParser()
+    if isinstance(source, (bytes, bytearray)):
+        stream: BinaryIO = io.BytesIO(bytes(source))
+    elif isinstance(source, (str, os.PathLike)):
+        stream = open(source, "rb")
+    else:
+        stream = source
+    try:
+        for data in capture_chunks(stream, chunk, p.stats):
+            yield from p.feed(data)
+        p.close()
+    finally:
+        if stream is not source:
+            stream.close()
