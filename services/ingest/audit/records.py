@@ -1,0 +1,148 @@
+"""Audit record text, sans-IO: the `audit(ts:serial):` stamp, `key=value` fields, and the
+kernel's encodings (quoted, hex for untrusted strings, `(null)`, split execve arguments, raw
+sockaddr bytes)."""
+
+from __future__ import annotations
+
+import re
+import socket
+import struct
+from dataclasses import dataclass
+
+
+class GarbledRecord(ValueError):
+    """A record that does not follow the audit text format."""
+
+
+_STAMP = re.compile(rb"audit\((\d+)\.(\d+):(\d+)\):\s?")
+_FIELD = re.compile(rb"([A-Za-z0-9_\[\]-]+)=(\"[^\"]*\"|'[^']*'|[^ ]*)")
+
+
+def parse_stamp(payload: bytes) -> tuple[int, int, int]:
+    """(ts_ns, serial, offset of the body) of a record."""
+    m = _STAMP.match(payload)
+    if m is None:
+        raise GarbledRecord(f"no audit(ts:serial) stamp in {payload[:60]!r}")
+    sec, frac, serial = m.groups()
+    frac_ns = int(frac.ljust(9, b"0")[:9])
+    return int(sec) * 1_000_000_000 + frac_ns, int(serial), m.end()
+
+
+def parse_fields(body: bytes) -> dict[str, bytes]:
+    """Raw field tokens of a record body, in order; a repeated key keeps the first value."""
+    out: dict[str, bytes] = {}
+    for k, v in _FIELD.findall(body):
+        key = k.decode("ascii", "replace")
+        if key not in out:
+            out[key] = v
+    return out
+
+
+def untrusted(token: bytes | None) -> str | None:
+    """An "untrusted string" field (comm, exe, name, cwd, aN, proctitle, key): quoted text, hex
+    bytes when it held anything unsafe, or `(null)`. Undecodable hex is returned as written."""
+    if token is None or token == b"(null)":
+        return None
+    if len(token) >= 2 and token[:1] == b'"' and token[-1:] == b'"':
+        return token[1:-1].decode("utf-8", "surrogateescape")
+    try:
+        return bytes.fromhex(token.decode("ascii")).decode("utf-8", "surrogateescape")
+    except (ValueError, UnicodeDecodeError):
+        return token.decode("utf-8", "replace")
+
+
+def untrusted_bytes(token: bytes | None) -> bytes | None:
+    if token is None or token == b"(null)":
+        return None
+    if len(token) >= 2 and token[:1] == b'"' and token[-1:] == b'"':
+        return token[1:-1]
+    try:
+        return bytes.fromhex(token.decode("ascii"))
+    except ValueError:
+        return token
+
+
+def number(token: bytes | None, base: int = 10, default: int = 0) -> int:
+    if token is None:
+        return default
+    try:
+        return int(token, base)
+    except ValueError:
+        return default
+
+
+def signed_hex64(token: bytes | None) -> int:
+    """A syscall argument (aN in SYSCALL): hex of the 64-bit register, as a signed value."""
+    v = number(token, 16)
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+@dataclass
+class SockAddr:
+    """A decoded `struct sockaddr` from a SOCKADDR record."""
+
+    family: int
+    addr: str = ""  # IP text, unix path (abstract: leading "@"), or "" unknown
+    port: int = 0
+
+    @property
+    def family_name(self) -> str:
+        return {socket.AF_INET: "inet", socket.AF_INET6: "inet6", socket.AF_UNIX: "unix",
+                socket.AF_NETLINK: "netlink"}.get(self.family, str(self.family))
+
+
+def parse_sockaddr(raw: bytes) -> SockAddr:
+    """Decode sockaddr bytes (family in host order, port in network order)."""
+    if len(raw) < 2:
+        raise GarbledRecord("sockaddr shorter than its family")
+    (family,) = struct.unpack_from("=H", raw)
+    if family == socket.AF_INET and len(raw) >= 8:
+        port = struct.unpack_from("!H", raw, 2)[0]
+        return SockAddr(family, socket.inet_ntop(socket.AF_INET, raw[4:8]), port)
+    if family == socket.AF_INET6 and len(raw) >= 24:
+        port = struct.unpack_from("!H", raw, 2)[0]
+        return SockAddr(family, socket.inet_ntop(socket.AF_INET6, raw[8:24]), port)
+    if family == socket.AF_UNIX:
+        path = raw[2:]
+        if path[:1] == b"\0":
+            return SockAddr(family, "@" + path[1:].split(b"\0", 1)[0].decode("utf-8", "replace"))
+        return SockAddr(family, path.split(b"\0", 1)[0].decode("utf-8", "replace"))
+    return SockAddr(family)
+
+
+def execve_args(records: list[dict[str, bytes]]) -> list[str]:
+    """argv from the EXECVE record(s) of one event.
+
+    Forms: `argc=N a0="x" a1=hex`, long arguments as `aI_len=L aI[0]=hex aI[1]=hex ...`, and
+    one argv spread over several EXECVE records (continuation records carry no argc).
+    """
+    fields: dict[str, bytes] = {}
+    for r in records:
+        for k, v in r.items():
+            fields.setdefault(k, v)
+    argc = number(fields.get("argc"), default=-1)
+    if argc < 0:
+        argc = sum(1 for k in fields if k[:1] == "a" and k[1:].isdigit())
+    args: list[str] = []
+    for i in range(argc):
+        key = f"a{i}"
+        if key in fields:
+            args.append(untrusted(fields[key]) or "")
+            continue
+        if f"{key}_len" in fields or f"{key}[0]" in fields:
+            parts: list[bytes] = []
+            j = 0
+            while f"{key}[{j}]" in fields:
+                parts.append(untrusted_bytes(fields[f"{key}[{j}]"]) or b"")
+                j += 1
+            args.append(b"".join(parts).decode("utf-8", "surrogateescape"))
+            continue
+        break  # the rest of argv was not logged (audit truncates huge argv)
+    return args
+
+
+def proctitle(token: bytes | None) -> list[str]:
+    raw = untrusted_bytes(token)
+    if not raw:
+        return []
+    return [p.decode("utf-8", "surrogateescape") for p in raw.rstrip(b"\0").split(b"\0")]
