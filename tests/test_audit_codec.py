@@ -1,0 +1,208 @@
+"""Audit netlink codec, record parser, assembler and translation, fed with bytes (sans-IO)."""
+
+from __future__ import annotations
+
+import socket
+import struct
+
+import pytest
+
+from tiercel.common import eventtable as et
+from tiercel.ingest.audit import netlink as nl
+from tiercel.ingest.audit.assembler import Assembler
+from tiercel.ingest.audit.records import (
+    GarbledRecord,
+    execve_args,
+    parse_fields,
+    parse_sockaddr,
+    parse_stamp,
+    untrusted,
+)
+from tiercel.ingest.audit.syscall_set import RULE_KEY, build_rules, syscalls_for
+from tiercel.ingest.audit.syscalls import B32, B64
+from tiercel.ingest.audit.translate import Translator, clone_flags_to_ppm, open_flags_to_ppm
+
+
+def rec(rtype: int, serial: int, body: str, ts: str = "1700000000.123") -> tuple[int, bytes]:
+    return rtype, f"audit({ts}:{serial}): {body}".encode()
+
+
+def record_datagram(rtype: int, payload: bytes) -> bytes:
+    # the kernel puts the payload length (without header) in nlmsg_len for records
+    return struct.pack("=IHHII", len(payload), rtype, 0, 0, 0) + payload
+
+
+def test_status_roundtrip():
+    st = nl.AuditStatus(mask=nl.STATUS_ENABLED | nl.STATUS_PID, enabled=1, pid=42, backlog_limit=8192)
+    back = nl.AuditStatus.unpack(st.pack())
+    assert back == st
+    with pytest.raises(nl.NetlinkError):
+        nl.AuditStatus.unpack(b"\0" * 8)
+
+
+def test_rule_roundtrip_and_key():
+    rules = build_rules({"openat", "execve", "connect"})
+    assert len(rules) == 2  # b64 and b32
+    r64 = rules[0]
+    assert sorted(r64.syscalls()) == sorted([B64["openat"], B64["execve"], B64["connect"]])
+    back = nl.AuditRule.unpack(r64.pack())
+    assert back.keys() == [RULE_KEY] and back.arch() == nl.ARCH_X86_64
+    assert back.signature() == r64.signature()
+    r32 = nl.AuditRule.unpack(rules[1].pack())
+    assert B32["socketcall"] in r32.syscalls()  # 32-bit socket calls may go through socketcall
+    assert "-F key=tiercel" in back.describe()
+
+
+def test_multi_key_rule():
+    r = nl.AuditRule(fields=[nl.RuleField(nl.AUDIT_FILTERKEY, nl.AUDIT_EQUAL, text="a\x01tiercel")])
+    assert nl.AuditRule.unpack(r.pack()).keys() == ["a", "tiercel"]
+
+
+def test_iter_messages_record_quirk_and_control():
+    payload = b"audit(1.000:7): arch=c000003e syscall=257"
+    msgs = list(nl.iter_messages(record_datagram(nl.AUDIT_SYSCALL, payload + b"\0")))
+    assert len(msgs) == 1 and msgs[0].payload == payload
+    two = nl.pack_message(nl.NLMSG_DONE, b"", 5, 0) + nl.pack_message(nl.NLMSG_ERROR, struct.pack("=i", -1), 6, 0)
+    got = list(nl.iter_messages(two))
+    assert [m.type for m in got] == [nl.NLMSG_DONE, nl.NLMSG_ERROR]
+    assert nl.parse_error(got[1].payload) == 1
+    with pytest.raises(nl.NetlinkError):
+        list(nl.iter_messages(struct.pack("=IHHII", 4, 2, 0, 0, 0)))
+
+
+def test_stamp_and_fields():
+    ts, serial, off = parse_stamp(b"audit(1700000000.123:456): a=1")
+    assert ts == 1700000000_123000000 and serial == 456
+    with pytest.raises(GarbledRecord):
+        parse_stamp(b"garbage")
+    f = parse_fields(b'a0="cat" a1=2F6574632F736861646F77 key=(null) msg=\'op=x res=1\' a2[0]=41')
+    assert untrusted(f["a0"]) == "cat" and untrusted(f["a1"]) == "/etc/shadow"
+    assert untrusted(f["key"]) is None and f["msg"] == b"'op=x res=1'" and "a2[0]" in f
+    assert untrusted(b"ZZ") == "ZZ"  # undecodable hex is kept as written
+
+
+def test_execve_forms():
+    simple = parse_fields(b'argc=3 a0="ls" a1="-l" a2=2F746D702F6120622063')
+    assert execve_args([simple]) == ["ls", "-l", "/tmp/a b c"]
+    split = [parse_fields(b'argc=2 a0="echo" a1_len=6 a1[0]=616263'), parse_fields(b"a1[1]=646566")]
+    assert execve_args(split) == ["echo", "abcdef"]
+    truncated = parse_fields(b'argc=3 a0="x" a1="y"')
+    assert execve_args([truncated]) == ["x", "y"]
+
+
+def test_sockaddr():
+    v4 = struct.pack("=H", socket.AF_INET) + struct.pack("!H", 443) + socket.inet_aton("10.1.2.3") + b"\0" * 8
+    sa = parse_sockaddr(v4)
+    assert (sa.family, sa.addr, sa.port) == (socket.AF_INET, "10.1.2.3", 443)
+    v6 = (struct.pack("=H", socket.AF_INET6) + struct.pack("!H", 80) + b"\0" * 4
+          + socket.inet_pton(socket.AF_INET6, "::1") + b"\0" * 4)
+    assert parse_sockaddr(v6).addr == "::1"
+    assert parse_sockaddr(struct.pack("=H", socket.AF_UNIX) + b"/run/x.sock\0").addr == "/run/x.sock"
+    assert parse_sockaddr(struct.pack("=H", socket.AF_UNIX) + b"\0abs").addr == "@abs"
+    with pytest.raises(GarbledRecord):
+        parse_sockaddr(b"\x02")
+
+
+def test_assembler_interleaved_eoe_timeout_eviction_garbage():
+    a = Assembler(max_open=2, timeout_ns=1000)
+    out = []
+    out += a.feed(*rec(nl.AUDIT_SYSCALL, 1, "syscall=257"), now_ns=0)
+    out += a.feed(*rec(nl.AUDIT_SYSCALL, 2, "syscall=59"), now_ns=0)
+    out += a.feed(*rec(nl.AUDIT_CWD, 1, 'cwd="/"'), now_ns=0)
+    out += a.feed(*rec(nl.AUDIT_EOE, 2, ""), now_ns=0)
+    out += a.feed(*rec(nl.AUDIT_EOE, 1, ""), now_ns=0)
+    assert [(e.serial, e.complete, e.types) for e in out] == [
+        (2, True, [nl.AUDIT_SYSCALL]), (1, True, [nl.AUDIT_SYSCALL, nl.AUDIT_CWD])]
+    assert out[1].cwd == "/"
+    # late record of a finished event, garbage, a lone EOE
+    assert a.feed(*rec(nl.AUDIT_PATH, 1, "item=0")) == []
+    assert a.feed(nl.AUDIT_PATH, b"not a record") == []
+    assert a.feed(*rec(nl.AUDIT_EOE, 99, "")) == []
+    assert a.stats.late == 2 and a.stats.garbled == 1
+    # timeout
+    a.feed(*rec(nl.AUDIT_CONFIG_CHANGE, 3, "op=add_rule"), now_ns=10)
+    assert a.expire(500) == []
+    done = a.expire(2000)
+    assert [e.serial for e in done] == [3] and not done[0].complete
+    # eviction of the oldest when too many are open
+    a.feed(*rec(nl.AUDIT_SYSCALL, 4, "x=1"), now_ns=0)
+    a.feed(*rec(nl.AUDIT_SYSCALL, 5, "x=1"), now_ns=0)
+    ev = a.feed(*rec(nl.AUDIT_SYSCALL, 6, "x=1"), now_ns=0)
+    assert [e.serial for e in ev] == [4] and a.stats.incomplete == 2
+    assert {e.serial for e in a.flush()} == {5, 6}
+
+
+def _feed_all(records):
+    a = Assembler()
+    out = []
+    for r in records:
+        out += a.feed(*r)
+    return out
+
+
+SC = ("arch=c000003e syscall={nr} success=yes exit={ret} a0={a0} a1={a1} a2={a2} a3=0 items=1 ppid=100 "
+      'pid=200 auid=1000 uid=0 gid=0 euid=0 suid=0 fsuid=0 egid=0 sgid=0 fsgid=0 tty=pts0 ses=3 '
+      'comm="cat" exe="/usr/bin/cat" key="tiercel"')
+
+
+def test_translate_openat_ppm_flags():
+    body = SC.format(nr=B64["openat"], ret=3, a0="ffffff9c", a1="7ffd0000", a2="80000", )
+    evs = _feed_all([rec(nl.AUDIT_SYSCALL, 10, body), rec(nl.AUDIT_CWD, 10, 'cwd="/root"'),
+                     rec(nl.AUDIT_PATH, 10, 'item=0 name="/etc/shadow" inode=42 dev=fe:01 mode=0100640 '
+                                            'nametype=NORMAL'),
+                     rec(nl.AUDIT_PROCTITLE, 10, "proctitle=636174002F6574632F736861646F77"),
+                     rec(nl.AUDIT_EOE, 10, "")])
+    ev = Translator(self_pid=1).translate(evs[0])
+    info = et.info(ev.code)
+    assert info.name == "openat" and info.dir == "<"
+    p = dict(zip([x.name for x in info.params], ev.params, strict=True))
+    assert p["fd"] == 3 and p["dirfd"] == -100 and p["name"] == "/etc/shadow" and p["ino"] == 42
+    assert p["flags"] == 1 | 4096  # O_RDONLY|O_CLOEXEC in PPM values (Linux: 0x80000)
+    assert p["dev"] == (0xFE << 20) | 1
+    assert ev.tid == 200 and ev.thread.comm == "cat" and ev.thread.ptid == 100 and ev.thread.cwd == "/root"
+    assert ev.ts == 1700000000_123000000
+
+
+def test_translate_execve_connect_and_skips():
+    body = SC.format(nr=B64["execve"], ret=0, a0="1", a1="2", a2="3")
+    evs = _feed_all([rec(nl.AUDIT_SYSCALL, 11, body),
+                     rec(nl.AUDIT_EXECVE, 11, 'argc=3 a0="cat" a1="-n" a2=2F6574632F736861646F77'),
+                     rec(nl.AUDIT_CWD, 11, 'cwd="/tmp"'),
+                     rec(nl.AUDIT_PATH, 11, 'item=0 name="/usr/bin/cat" inode=7 dev=fe:00 nametype=NORMAL'),
+                     rec(nl.AUDIT_EOE, 11, "")])
+    ev = Translator(self_pid=1).translate(evs[0])
+    info = et.info(ev.code)
+    p = dict(zip([x.name for x in info.params], ev.params, strict=True))
+    assert info.name == "execve" and p["exe"] == "cat" and p["args"] == b"-n\0/etc/shadow\0"
+    assert p["cwd"] == "/tmp" and p["comm"] == "cat" and p["ptid"] == 100 and p["loginuid"] == 1000
+    assert p["trusted_exepath"] == "/usr/bin/cat" and p["exe_ino"] == 7
+
+    saddr = (struct.pack("=H", socket.AF_INET) + struct.pack("!H", 8080) + socket.inet_aton("192.0.2.1")
+             + b"\0" * 8).hex().upper()
+    body = SC.format(nr=B64["connect"], ret=0, a0="3", a1="0", a2="10")
+    evs = _feed_all([rec(nl.AUDIT_SYSCALL, 12, body), rec(nl.AUDIT_SOCKADDR, 12, f"saddr={saddr}"),
+                     rec(nl.AUDIT_EOE, 12, "")])
+    ev = Translator(self_pid=1, resolve_sockets=False).translate(evs[0])
+    assert ev.params[1] == (socket.AF_INET, "0.0.0.0", 0, "192.0.2.1", 8080)
+    assert ev.params[3] == (socket.AF_INET, "192.0.2.1", 8080)
+
+    tr = Translator(self_pid=200)
+    assert tr.translate(evs[0]) is None and tr.own == 1  # our own syscalls are never published
+    cfg = _feed_all([rec(nl.AUDIT_CONFIG_CHANGE, 13, "op=add_rule"), rec(nl.AUDIT_EOE, 13, "")])
+    assert tr.translate(cfg[0]) is None and tr.not_syscall == 1
+    odd = _feed_all([rec(nl.AUDIT_SYSCALL, 14, SC.format(nr=B64["getpid"], ret=1, a0=0, a1=0, a2=0)),
+                     rec(nl.AUDIT_EOE, 14, "")])
+    tr2 = Translator(self_pid=1)
+    assert tr2.translate(odd[0]) is None and tr2.untranslated == {"getpid": 1}
+
+
+def test_flag_tables():
+    assert open_flags_to_ppm(0) == 1 and open_flags_to_ppm(1) == 2 and open_flags_to_ppm(2) == 3
+    assert open_flags_to_ppm(0o1101) == 2 | 4 | 256  # O_WRONLY|O_CREAT|O_TRUNC
+    assert clone_flags_to_ppm(0x10000 | 0x100) == 8192 | 32768  # CLONE_THREAD|CLONE_VM
+
+
+def test_syscalls_for_event_types():
+    names = syscalls_for(["procexit", "ptrace", "no_such_thing"], with_state=False)
+    assert names == {"exit", "exit_group", "ptrace"}
+    assert {"clone", "execve", "openat", "connect", "close"} <= syscalls_for([])
