@@ -72,8 +72,6 @@ def parse(text: str, max_depth: int = MAX_DEPTH) -> Node:
     if len(text) == 0:
         raise ParseError("filter input string is empty")
     p = _Parser(text, max_depth)
-    if sys.getrecursionlimit() < max_depth * 2 + 200:
-        sys.setrecursionlimit(max_depth * 2 + 200)
     res = p.parse_or()
     if not p.s.at_end():
         raise p.s.error(f"unexpected token after '{p.s.last}', expecting 'or', 'and'")
