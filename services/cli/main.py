@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "tiercel.cli.basic",
     "tiercel.cli.bench",
     "tiercel.cli.up",
+    "tiercel.rules.cli",
 )
 
 for _name in COMMAND_MODULES:
