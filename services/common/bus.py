@@ -35,6 +35,8 @@ DROPS_SUBJECT = f"{PREFIX}.drops"
 HEARTBEAT_SUBJECT = f"{PREFIX}.hb"
 # Control plane, request/reply (JSON): tiercel.ctl.<area>.<op>
 CONTROL_SUBJECT = f"{PREFIX}.ctl"
+# Sequence ranges processed by each rules worker (msgpack), for gap detection: tiercel.progress.<instance>
+PROGRESS_SUBJECT = f"{PREFIX}.progress"
 
 # Drop stages, in pipeline order.
 STAGES = ("kernel", "ingest", "bus", "rules", "api")
@@ -155,6 +157,10 @@ def drops_subject(stage: str, host: str) -> str:
 
 def heartbeat_subject(service: str, host: str, instance: str) -> str:
     return f"{HEARTBEAT_SUBJECT}.{token(service)}.{token(host)}.{token(instance)}"
+
+
+def progress_subject(instance: str) -> str:
+    return f"{PROGRESS_SUBJECT}.{token(instance)}"
 
 
 def control_subject(area: str, op: str) -> str:

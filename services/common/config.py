@@ -235,6 +235,14 @@ SCHEMA: tuple[Key, ...] = (
     Key("k8s_audit.max_event", "int", 262_144, "Largest single audit event in bytes.", minimum=1),
     # --- Rules workers ------------------------------------------------------------------------
     Key("rules.workers", "int", 2, "Rules workers started by `tiercel up`.", minimum=1, maximum=64),
+    Key("rules.ack_wait_s", "float", 10.0, "Seconds a worker may hold an event batch unacknowledged before "
+        "JetStream redelivers it to another worker (the shared consumer's ack wait).", minimum=0.5, maximum=600),
+    Key("rules.fetch_batch", "int", 16, "Event batches a worker pulls at once.", minimum=1, maximum=1024),
+    Key("rules.max_inflight", "int", 64, "Event batches a worker holds between delivery and ack.",
+        minimum=1, maximum=10_000),
+    Key("rules.behind_s", "float", 2.0, "A worker is behind when batches waited longer than this in the events "
+        "stream; it raises `Falco internal: rules worker behind` (syscall_event_drops actions). 0 = never.",
+        live=True, minimum=0),
     # --- Metrics ------------------------------------------------------------------------------
     Key("metrics.enabled", "bool", True, "Serve Prometheus metrics."),
     Key("metrics.address", "str", "127.0.0.1", "Address of the metrics endpoints."),
