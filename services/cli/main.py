@@ -23,6 +23,9 @@ COMMAND_MODULES = (
     "tiercel.cli.bench",
     "tiercel.cli.up",
     "tiercel.rules.cli",
+    "tiercel.rules.cli_service",
+    "tiercel.cli.status",
+    "tiercel.cli.alerts",
 )
 
 for _name in COMMAND_MODULES:

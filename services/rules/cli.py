@@ -30,8 +30,17 @@ def default_rules_path() -> str:
 def validate(
     files: Annotated[list[str], typer.Argument(help="Rules files or directories, loaded in order.")],
     json_out: Annotated[bool, typer.Option("--json", help="Print Falco's -V JSON.")] = False,
+    store: Annotated[bool, typer.Option("--store", help="Validate against the running system's rules store "
+                                                        "(over NATS), as `tiercel rules put` would.")] = False,
+    nats_url: Annotated[str | None, typer.Option("--nats-url", help="NATS server URL (with --store).",
+                                                 envvar="TIERCEL_NATS_URL")] = None,
 ) -> None:
     """Load the rules files in sequence (as `falco -V`) and print the result of each; exit 1 on any error."""
+    if store:
+        from tiercel.cli.common import load_config
+        from tiercel.rules.cli_service import validate_store
+
+        return validate_store(files, json_out, load_config(None, None, nats_url))
     from tiercel.rules.engine import read_rules_files
     from tiercel.rules.loader import Loader, results_json
 
@@ -56,9 +65,19 @@ def list_rules(
     json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     config: Annotated[str | None, typer.Option("--config", "-c", help="YAML configuration file.")] = None,
     option: Annotated[list[str] | None, typer.Option("--option", "-o", help="Override a config key: key=value.")] = None,
+    store: Annotated[bool, typer.Option("--store", help="List the running system's rules store (over NATS): "
+                                                        "files, selections, rules, workers' revisions.")] = False,
+    nats_url: Annotated[str | None, typer.Option("--nats-url", help="NATS server URL (with --store).",
+                                                 envvar="TIERCEL_NATS_URL")] = None,
 ) -> None:
     """List the rules of the rules files: name, source, priority, tags, enabled, event types."""
     import json
+
+    if store:
+        from tiercel.cli.common import load_config
+        from tiercel.rules.cli_service import list_store
+
+        return list_store(json_out, load_config(config, option, nats_url))
 
     outcome = _load(rules, config, option, all_events=False)
     rows = outcome.ruleset.describe()

@@ -60,6 +60,18 @@ def apply_selection(ruleset: Any, selection: list[Selection]) -> list[str]:
     return problems
 
 
+def selected_names(ruleset: Any, sel: Selection) -> list[str]:
+    """Names of the rules of `ruleset` a selection touches (rules below the priority threshold too)."""
+    from tiercel.rules.engine import matches_wildcard
+
+    rules = getattr(ruleset, "all_rules", ruleset.rules)
+    if sel.kind == "name":
+        return [r.name for r in rules if matches_wildcard(sel.value, r.name)]
+    if sel.kind == "substring":
+        return [r.name for r in rules if sel.value in r.name]
+    return [r.name for r in rules if sel.value in r.tags]
+
+
 def prepare(ruleset: Any) -> Any:
     """Build the event dispatch now, so the first event after a swap does not pay for it."""
     if getattr(ruleset, "_dispatch", 1) is None and hasattr(ruleset, "_build"):
@@ -84,7 +96,11 @@ class EngineAdapter:
         """Load files + selections. `check_selection`: a selection matching no rule is a problem
         (used when a change adds a selection, not when replaying stored ones)."""
         engine = self._engine_cls({"priority": "debug", "rule_matching": self.cfg["rule_matching"]})
-        outcome = engine.load(files)
+        if files:
+            outcome = engine.load(files)
+        else:  # no files: a valid, empty ruleset
+            outcome = engine.load([("(no rules files)", "")])
+            outcome.results = []
         if outcome.ruleset is None:
             return Build(outcome.results)
         compiled = outcome.ruleset.compiled

@@ -14,7 +14,7 @@ import time
 from typing import Any
 
 from tiercel.common import bus
-from tiercel.rules.compiled import Build
+from tiercel.rules.compiled import Build, selected_names
 from tiercel.rules.configstore import ConfigStore, check_live_key
 from tiercel.rules.store import (
     Change,
@@ -157,7 +157,11 @@ class Control:
         if len(given) != 1 or not isinstance(given[0][1], str):
             raise StoreError("bad_request", "give exactly one of 'name', 'substring' or 'tag' (a string)")
         sel = Selection(enable, given[0][0], given[0][1])
-        return await self._commit(req, lambda snap: change_select(snap, sel), check_selection=True)
+        reply = await self._commit(req, lambda snap: change_select(snap, sel), check_selection=True)
+        rs = self.svc.ruleset
+        if reply["ok"] and rs is not None:
+            reply["rules"] = selected_names(rs, sel)
+        return reply
 
     async def _rules_enable(self, req: dict[str, Any]) -> dict[str, Any]:
         return await self._select(req, True)
@@ -191,7 +195,8 @@ class Control:
                 continue
             s = stored.get(k.name)
             values.append({"key": k.name, "value": s.value if s else base[k.name], "revision": s.revision if s else 0,
-                           "source": "store" if s else "worker", "default": k.default, "doc": k.doc})
+                           "source": "store" if s else "worker", "default": k.default, "type": k.type,
+                           "allowed": k.describe_allowed(), "doc": k.doc})
         return {"ok": True, "values": values, "workers": self.svc.fleet.workers_json()}
 
     async def _config_get(self, req: dict[str, Any]) -> dict[str, Any]:

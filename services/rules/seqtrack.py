@@ -118,6 +118,7 @@ class SeqTracker:
         if a == 1 and first_delivery and h.base is not None and h.base > 1:
             h.reset(1, now)
             self.resets_out[host] = 1
+            self.seen_out[host] = []  # ranges of the old numbering mean nothing after the reset
         h.add(a, b, now)
         self.seen_out.setdefault(host, []).append((a, b))
         self.counted[host] = self.counted.get(host, 0) + (b - a)

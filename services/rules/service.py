@@ -156,7 +156,11 @@ class RulesService:
         except StoreError as e:
             log.error("cannot read ruleset revision %d: %s", revision, e)
             return
-        build = await asyncio.to_thread(self.adapter.build, snap.files(), snap.manifest.selection)
+        try:
+            build = await asyncio.to_thread(self.adapter.build, snap.files(), snap.manifest.selection)
+        except Exception as e:  # an engine bug must not stop the worker: keep the running ruleset
+            log.exception("building ruleset revision %d failed; keeping revision %d: %s", revision, self.revision, e)
+            return
         if not build.ok:
             log.error("ruleset revision %d does not load here; keeping revision %d:\n%s", revision, self.revision,
                       build.load_result_text())
