@@ -142,11 +142,18 @@ def _parse_text(text: str, type_: str) -> Any:
 
 
 def _check_bind(value: str) -> str | None:
-    if value.startswith("unix://"):
-        return None if len(value) > len("unix://") else "a unix address needs a path, e.g. unix:///run/tiercel/tiercel.sock"
-    host, sep, port = value.rpartition(":")
-    if not sep or not port.isdigit() or not 0 < int(port) < 65536:
-        return f"invalid address {value!r}; expected unix:///path or host:port"
+    """One address, or several separated by commas (e.g. the unix socket and a mutual-TLS port)."""
+    addrs = [a.strip() for a in value.split(",") if a.strip()]
+    if not addrs:
+        return "no address; expected unix:///path or host:port"
+    for a in addrs:
+        if a.startswith("unix://"):
+            if len(a) == len("unix://"):
+                return "a unix address needs a path, e.g. unix:///run/tiercel/tiercel.sock"
+            continue
+        host, sep, port = a.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) < 65536:
+            return f"invalid address {a!r}; expected unix:///path or host:port"
     return None
 
 
@@ -212,7 +219,8 @@ SCHEMA: tuple[Key, ...] = (
     Key("nats.replicas", "int", 1, "Replicas of Tiercel's streams and KV buckets (3 on a cluster).",
         minimum=1, maximum=5),
     # --- gRPC API -----------------------------------------------------------------------------
-    Key("grpc.bind_address", "str", DEFAULT_SOCKET, "unix:///path (no TLS) or host:port (mutual TLS).",
+    Key("grpc.bind_address", "str", DEFAULT_SOCKET,
+        "unix:///path (no TLS) or host:port (mutual TLS); several separated by commas.",
         check=_check_bind),
     Key("grpc.private_key", "str", "", "Server key (PEM) for the TCP listener."),
     Key("grpc.cert_chain", "str", "", "Server certificate chain (PEM) for the TCP listener."),

@@ -26,7 +26,7 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from tiercel.pb.falco import schema_pb2 as falco_dot_schema__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x66\x61lco/outputs.proto\x12\rfalco.outputs\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x12\x66\x61lco/schema.proto\"\xce\x01\n\x07request\x12\x0c\n\x04tags\x18\x01 \x03(\t\x12\x31\n\x0cmin_priority\x18\x02 \x01(\x0e\x32\x16.falco.schema.priorityH\x00\x88\x01\x01\x12\r\n\x05rules\x18\x03 \x03(\t\x12\x0f\n\x07sources\x18\x04 \x03(\t\x12\x11\n\thostnames\x18\x05 \x03(\t\x12\x11\n\tcondition\x18\x06 \x01(\t\x12\x17\n\x0fresume_after_id\x18\x07 \x01(\t\x12\x12\n\nqueue_size\x18\x08 \x01(\rB\x0f\n\r_min_priority\"\x89\x03\n\x08response\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x08priority\x18\x02 \x01(\x0e\x32\x16.falco.schema.priority\x12\x33\n\x11source_deprecated\x18\x03 \x01(\x0e\x32\x14.falco.schema.sourceB\x02\x18\x01\x12\x0c\n\x04rule\x18\x04 \x01(\t\x12\x0e\n\x06output\x18\x05 \x01(\t\x12@\n\routput_fields\x18\x06 \x03(\x0b\x32).falco.outputs.response.OutputFieldsEntry\x12\x10\n\x08hostname\x18\x07 \x01(\t\x12\x0c\n\x04tags\x18\x08 \x03(\t\x12\x0e\n\x06source\x18\t \x01(\t\x12\n\n\x02id\x18\n \x01(\t\x12\x0b\n\x03seq\x18\x0b \x01(\x04\x12\x16\n\x0e\x64ropped_before\x18\x0c \x01(\x04\x1a\x33\n\x11OutputFieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\x32\x7f\n\x07service\x12:\n\x03sub\x12\x16.falco.outputs.request\x1a\x17.falco.outputs.response(\x01\x30\x01\x12\x38\n\x03get\x12\x16.falco.outputs.request\x1a\x17.falco.outputs.response0\x01\x42\x34Z2github.com/falcosecurity/client-go/pkg/api/outputsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x66\x61lco/outputs.proto\x12\rfalco.outputs\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x12\x66\x61lco/schema.proto\"\xe1\x01\n\x07request\x12\x0c\n\x04tags\x18\x01 \x03(\t\x12\x31\n\x0cmin_priority\x18\x02 \x01(\x0e\x32\x16.falco.schema.priorityH\x00\x88\x01\x01\x12\r\n\x05rules\x18\x03 \x03(\t\x12\x0f\n\x07sources\x18\x04 \x03(\t\x12\x11\n\thostnames\x18\x05 \x03(\t\x12\x11\n\tcondition\x18\x06 \x01(\t\x12\x17\n\x0fresume_after_id\x18\x07 \x01(\t\x12\x12\n\nqueue_size\x18\x08 \x01(\r\x12\x11\n\tmax_batch\x18\t \x01(\rB\x0f\n\r_min_priority\"\x89\x03\n\x08response\x12(\n\x04time\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12(\n\x08priority\x18\x02 \x01(\x0e\x32\x16.falco.schema.priority\x12\x33\n\x11source_deprecated\x18\x03 \x01(\x0e\x32\x14.falco.schema.sourceB\x02\x18\x01\x12\x0c\n\x04rule\x18\x04 \x01(\t\x12\x0e\n\x06output\x18\x05 \x01(\t\x12@\n\routput_fields\x18\x06 \x03(\x0b\x32).falco.outputs.response.OutputFieldsEntry\x12\x10\n\x08hostname\x18\x07 \x01(\t\x12\x0c\n\x04tags\x18\x08 \x03(\t\x12\x0e\n\x06source\x18\t \x01(\t\x12\n\n\x02id\x18\n \x01(\t\x12\x0b\n\x03seq\x18\x0b \x01(\x04\x12\x16\n\x0e\x64ropped_before\x18\x0c \x01(\x04\x1a\x33\n\x11OutputFieldsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"0\n\x05\x62\x61tch\x12\'\n\x06\x61lerts\x18\x01 \x03(\x0b\x32\x17.falco.outputs.response2\xbe\x01\n\x07service\x12:\n\x03sub\x12\x16.falco.outputs.request\x1a\x17.falco.outputs.response(\x01\x30\x01\x12\x38\n\x03get\x12\x16.falco.outputs.request\x1a\x17.falco.outputs.response0\x01\x12=\n\tsub_batch\x12\x16.falco.outputs.request\x1a\x14.falco.outputs.batch(\x01\x30\x01\x42\x34Z2github.com/falcosecurity/client-go/pkg/api/outputsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,11 +39,13 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_RESPONSE'].fields_by_name['source_deprecated']._loaded_options = None
   _globals['_RESPONSE'].fields_by_name['source_deprecated']._serialized_options = b'\030\001'
   _globals['_REQUEST']._serialized_start=92
-  _globals['_REQUEST']._serialized_end=298
-  _globals['_RESPONSE']._serialized_start=301
-  _globals['_RESPONSE']._serialized_end=694
-  _globals['_RESPONSE_OUTPUTFIELDSENTRY']._serialized_start=643
-  _globals['_RESPONSE_OUTPUTFIELDSENTRY']._serialized_end=694
-  _globals['_SERVICE']._serialized_start=696
-  _globals['_SERVICE']._serialized_end=823
+  _globals['_REQUEST']._serialized_end=317
+  _globals['_RESPONSE']._serialized_start=320
+  _globals['_RESPONSE']._serialized_end=713
+  _globals['_RESPONSE_OUTPUTFIELDSENTRY']._serialized_start=662
+  _globals['_RESPONSE_OUTPUTFIELDSENTRY']._serialized_end=713
+  _globals['_BATCH']._serialized_start=715
+  _globals['_BATCH']._serialized_end=763
+  _globals['_SERVICE']._serialized_start=766
+  _globals['_SERVICE']._serialized_end=956
 # @@protoc_insertion_point(module_scope)

@@ -11,7 +11,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class request(_message.Message):
-    __slots__ = ("tags", "min_priority", "rules", "sources", "hostnames", "condition", "resume_after_id", "queue_size")
+    __slots__ = ("tags", "min_priority", "rules", "sources", "hostnames", "condition", "resume_after_id", "queue_size", "max_batch")
     TAGS_FIELD_NUMBER: _ClassVar[int]
     MIN_PRIORITY_FIELD_NUMBER: _ClassVar[int]
     RULES_FIELD_NUMBER: _ClassVar[int]
@@ -20,6 +20,7 @@ class request(_message.Message):
     CONDITION_FIELD_NUMBER: _ClassVar[int]
     RESUME_AFTER_ID_FIELD_NUMBER: _ClassVar[int]
     QUEUE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    MAX_BATCH_FIELD_NUMBER: _ClassVar[int]
     tags: _containers.RepeatedScalarFieldContainer[str]
     min_priority: _schema_pb2.priority
     rules: _containers.RepeatedScalarFieldContainer[str]
@@ -28,7 +29,8 @@ class request(_message.Message):
     condition: str
     resume_after_id: str
     queue_size: int
-    def __init__(self, tags: _Optional[_Iterable[str]] = ..., min_priority: _Optional[_Union[_schema_pb2.priority, str]] = ..., rules: _Optional[_Iterable[str]] = ..., sources: _Optional[_Iterable[str]] = ..., hostnames: _Optional[_Iterable[str]] = ..., condition: _Optional[str] = ..., resume_after_id: _Optional[str] = ..., queue_size: _Optional[int] = ...) -> None: ...
+    max_batch: int
+    def __init__(self, tags: _Optional[_Iterable[str]] = ..., min_priority: _Optional[_Union[_schema_pb2.priority, str]] = ..., rules: _Optional[_Iterable[str]] = ..., sources: _Optional[_Iterable[str]] = ..., hostnames: _Optional[_Iterable[str]] = ..., condition: _Optional[str] = ..., resume_after_id: _Optional[str] = ..., queue_size: _Optional[int] = ..., max_batch: _Optional[int] = ...) -> None: ...
 
 class response(_message.Message):
     __slots__ = ("time", "priority", "source_deprecated", "rule", "output", "output_fields", "hostname", "tags", "source", "id", "seq", "dropped_before")
@@ -64,3 +66,9 @@ class response(_message.Message):
     seq: int
     dropped_before: int
     def __init__(self, time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., priority: _Optional[_Union[_schema_pb2.priority, str]] = ..., source_deprecated: _Optional[_Union[_schema_pb2.source, str]] = ..., rule: _Optional[str] = ..., output: _Optional[str] = ..., output_fields: _Optional[_Mapping[str, str]] = ..., hostname: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., source: _Optional[str] = ..., id: _Optional[str] = ..., seq: _Optional[int] = ..., dropped_before: _Optional[int] = ...) -> None: ...
+
+class batch(_message.Message):
+    __slots__ = ("alerts",)
+    ALERTS_FIELD_NUMBER: _ClassVar[int]
+    alerts: _containers.RepeatedCompositeFieldContainer[response]
+    def __init__(self, alerts: _Optional[_Iterable[_Union[response, _Mapping]]] = ...) -> None: ...

@@ -44,6 +44,11 @@ class serviceStub:
                 request_serializer=falco_dot_outputs__pb2.request.SerializeToString,
                 response_deserializer=falco_dot_outputs__pb2.response.FromString,
                 _registered_method=True)
+        self.sub_batch = channel.stream_stream(
+                '/falco.outputs.service/sub_batch',
+                request_serializer=falco_dot_outputs__pb2.request.SerializeToString,
+                response_deserializer=falco_dot_outputs__pb2.batch.FromString,
+                _registered_method=True)
 
 
 class serviceServicer:
@@ -64,6 +69,15 @@ class serviceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def sub_batch(self, request_iterator, context):
+        """Tiercel addition: like `sub`, but each message carries every alert queued for this subscriber
+        when it is written (one or more), so a busy stream pays gRPC's per-message cost once per batch
+        instead of once per alert. Old clients never call it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_serviceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -76,6 +90,11 @@ def add_serviceServicer_to_server(servicer, server):
                     servicer.get,
                     request_deserializer=falco_dot_outputs__pb2.request.FromString,
                     response_serializer=falco_dot_outputs__pb2.response.SerializeToString,
+            ),
+            'sub_batch': grpc.stream_stream_rpc_method_handler(
+                    servicer.sub_batch,
+                    request_deserializer=falco_dot_outputs__pb2.request.FromString,
+                    response_serializer=falco_dot_outputs__pb2.batch.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -132,6 +151,33 @@ class service:
             '/falco.outputs.service/get',
             falco_dot_outputs__pb2.request.SerializeToString,
             falco_dot_outputs__pb2.response.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def sub_batch(request_iterator,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.stream_stream(
+            request_iterator,
+            target,
+            '/falco.outputs.service/sub_batch',
+            falco_dot_outputs__pb2.request.SerializeToString,
+            falco_dot_outputs__pb2.batch.FromString,
             options,
             channel_credentials,
             insecure,

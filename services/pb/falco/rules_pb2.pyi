@@ -47,16 +47,20 @@ class load_message(_message.Message):
     def __init__(self, code: _Optional[str] = ..., codedesc: _Optional[str] = ..., message: _Optional[str] = ..., item_type: _Optional[str] = ..., item_name: _Optional[str] = ..., locations: _Optional[_Iterable[_Union[location, _Mapping]]] = ..., snippet: _Optional[str] = ...) -> None: ...
 
 class load_result(_message.Message):
-    __slots__ = ("name", "successful", "errors", "warnings")
+    __slots__ = ("name", "successful", "errors", "warnings", "schema_valid", "schema_warnings")
     NAME_FIELD_NUMBER: _ClassVar[int]
     SUCCESSFUL_FIELD_NUMBER: _ClassVar[int]
     ERRORS_FIELD_NUMBER: _ClassVar[int]
     WARNINGS_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_VALID_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_WARNINGS_FIELD_NUMBER: _ClassVar[int]
     name: str
     successful: bool
     errors: _containers.RepeatedCompositeFieldContainer[load_message]
     warnings: _containers.RepeatedCompositeFieldContainer[load_message]
-    def __init__(self, name: _Optional[str] = ..., successful: _Optional[bool] = ..., errors: _Optional[_Iterable[_Union[load_message, _Mapping]]] = ..., warnings: _Optional[_Iterable[_Union[load_message, _Mapping]]] = ...) -> None: ...
+    schema_valid: bool
+    schema_warnings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, name: _Optional[str] = ..., successful: _Optional[bool] = ..., errors: _Optional[_Iterable[_Union[load_message, _Mapping]]] = ..., warnings: _Optional[_Iterable[_Union[load_message, _Mapping]]] = ..., schema_valid: _Optional[bool] = ..., schema_warnings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class worker_revision(_message.Message):
     __slots__ = ("worker", "revision", "host")
