@@ -1,0 +1,167 @@
+"""`tiercel ingest` on the real kernel and a real nats-server: a sensitive read reaches the bus
+within a second with its process context, drops add up under a flood, and the kernel's audit
+configuration is exactly as before after SIGTERM and after SIGKILL plus the next start."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import nats
+import pytest
+
+from tests.audit_helpers import audit_snapshot, require_audit
+from tiercel.common import bus
+
+pytestmark = [pytest.mark.kernel, pytest.mark.timeout(120)]
+
+
+def start_ingest(url: str, state_dir, *opts: str, driver: str = "audit") -> subprocess.Popen:
+    p = subprocess.Popen(
+        [sys.executable, "-m", "tiercel", "ingest", "--nats-url", url, "--driver", driver,
+         "-o", f"state_dir={state_dir}", "-o", "k8s_audit.enabled=false", "-o", "metrics.enabled=false",
+         *[x for o in opts for x in ("-o", o)]],
+        stderr=subprocess.PIPE, text=True)
+    # ready once the driver announces itself
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        line = p.stderr.readline()
+        if not line:
+            raise AssertionError(f"ingest exited {p.wait()} before it was ready")
+        if "driver:" in line:
+            return p
+    raise AssertionError("ingest did not become ready")
+
+
+def stop(p: subprocess.Popen, sig: int = signal.SIGTERM) -> int:
+    p.send_signal(sig)
+    try:
+        return p.wait(20)
+    finally:
+        if p.stderr:
+            p.stderr.close()
+
+
+class BusTap:
+    """Events and drop reports seen on the bus."""
+
+    def __init__(self):
+        self.events: list[tuple[float, str, list]] = []
+        self.drops: list[bus.DropReport] = []
+
+    async def open(self, url: str) -> None:
+        self.nc = await nats.connect(url)
+
+        async def on_batch(m):
+            b = bus.EventBatch.decode(m.data)
+            now = time.monotonic()
+            self.events.extend((now, b.source, e) for e in b.events)
+
+        async def on_drop(m):
+            self.drops.append(bus.DropReport.decode(m.data))
+
+        await self.nc.subscribe(f"{bus.EVENTS_SUBJECT}.>", cb=on_batch, pending_msgs_limit=1_000_000,
+                                pending_bytes_limit=1 << 30)
+        await self.nc.subscribe(f"{bus.DROPS_SUBJECT}.>", cb=on_drop)
+
+    async def close(self) -> None:
+        await self.nc.close()
+
+
+def _is_shadow_open(e: list) -> bool:
+    code, params = e[0], e[3]
+    return (code == 307 and params[2] == "/etc/shadow") or (code == 3 and params[1] == "/etc/shadow")
+
+
+async def test_sensitive_read_reaches_bus_within_1s(nats_broker, tmp_path):
+    require_audit()
+    before = audit_snapshot()
+    tap = BusTap()
+    await tap.open(nats_broker.url)
+    p = await asyncio.to_thread(start_ingest, nats_broker.url, tmp_path)
+    try:
+        await asyncio.sleep(0.3)
+        t0 = time.monotonic()
+        child = subprocess.run(["sh", "-c", "cat /etc/shadow > /dev/null; echo $$"], capture_output=True, text=True)
+        sh_pid = int(child.stdout.strip())
+        hit = None
+        while hit is None and time.monotonic() - t0 < 1.0:
+            await asyncio.sleep(0.02)
+            hit = next((e for t, _s, e in tap.events if _is_shadow_open(e)), None)
+        assert hit is not None, f"no open of /etc/shadow on the bus within 1 s ({len(tap.events)} events seen)"
+        chain = hit[4]
+        assert chain[0][1] == "cat", chain  # proc.name
+        assert chain[1][0] == sh_pid and chain[1][1] == "sh", chain  # proc.pname: the shell that ran it
+    finally:
+        assert stop(p) == 0
+        await tap.close()
+    assert audit_snapshot() == before
+
+
+async def test_sigkill_then_restart_leaves_audit_as_before(nats_broker, tmp_path):
+    require_audit()
+    before = audit_snapshot()
+    p = start_ingest(nats_broker.url, tmp_path)
+    p.kill()
+    p.wait(10)
+    assert audit_snapshot() != before  # rules and settings of the killed worker are still there
+    p = start_ingest(nats_broker.url, tmp_path)
+    assert stop(p) == 0
+    assert audit_snapshot() == before
+
+
+async def test_flood_drops_add_up(nats_broker, tmp_path):
+    """Far more events than a 16-slot queue can hold: every event seen is published or counted."""
+    require_audit()
+    before = audit_snapshot()
+    tap = BusTap()
+    await tap.open(nats_broker.url)
+    p = await asyncio.to_thread(start_ingest, nats_broker.url, tmp_path, "ingest.queue_size=16",
+                                "ingest.batch_size=8")
+    try:
+        await asyncio.to_thread(  # the tap's loop must keep reading meanwhile
+            subprocess.run, ["sh", "-c", "for i in $(seq 300); do cat /etc/hostname /etc/passwd >/dev/null; done"],
+            check=True)
+        await asyncio.sleep(0.5)
+    finally:
+        assert await asyncio.to_thread(stop, p) == 0
+    await asyncio.sleep(0.5)
+    await tap.close()
+    assert audit_snapshot() == before
+    ingest = [r for r in tap.drops if r.stage == "ingest"]
+    seen = sum(r.n_evts for r in ingest)
+    totals = ingest[-1].totals
+    published = sum(1 for _t, s, _e in tap.events if s == "syscall")
+    assert totals.get("queue_full", 0) > 0, totals
+    assert seen == published + sum(totals.values()), (seen, published, totals)
+    assert sum(r.n_drops for r in ingest) == sum(totals.values())
+
+
+async def test_proc_connector_sees_exec(nats_broker, tmp_path):
+    if os.geteuid() != 0:
+        pytest.skip("needs root for the proc connector")
+    tap = BusTap()
+    await tap.open(nats_broker.url)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "tiercel", "ingest", "--nats-url", nats_broker.url, "--driver", "proc_connector",
+         "-o", f"state_dir={tmp_path}", "-o", "k8s_audit.enabled=false", "-o", "metrics.enabled=false"],
+        stderr=subprocess.PIPE, text=True)
+    try:
+        line = p.stderr.readline()
+        assert "proc_connector driver: sees" in line and "cannot see" in line and "file opens" in line, line
+        await asyncio.sleep(0.3)
+        await asyncio.to_thread(subprocess.run, ["sleep", "0.05"], check=True)
+        deadline = time.monotonic() + 3
+        exe = None
+        while exe is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            exe = next((e for _t, _s, e in tap.events if e[0] == 293 and e[3][1] == "sleep"), None)
+        assert exe is not None, "execve of sleep not seen"
+        assert exe[3][2] == b"0.05\0"
+    finally:
+        assert stop(p) == 0
+        await tap.close()
