@@ -42,14 +42,17 @@ _RESELECT_KEYS = ("priority", "rule_matching")
 
 
 def seed_files(cfg: Config) -> list[tuple[str, str]]:
-    """The default ruleset, then the configuration's `rules_files` (directories: their .yaml/.yml
-    files in name order), as (store name, text). Raises StoreError for unreadable files."""
+    """The configuration's `rules_files` (directories: their .yaml/.yml files in name order), or
+    Tiercel's default ruleset when it names none (as falco.yaml's `rules_files` replaces Falco's
+    default list), as (store name, text). Raises StoreError for unreadable files."""
     from tiercel.rules.engine import expand_paths
 
     files: list[tuple[str, str]] = []
-    res = importlib.resources.files("tiercel.rules").joinpath(DEFAULT_RULES)
-    if res.is_file():
-        files.append((DEFAULT_RULES, res.read_text()))
+    if not cfg["rules_files"]:
+        res = importlib.resources.files("tiercel.rules").joinpath(DEFAULT_RULES)
+        if res.is_file():
+            files.append((DEFAULT_RULES, res.read_text()))
+        return files
     for path in expand_paths(cfg["rules_files"]):
         name = check_file_name(os.path.basename(path))
         if any(n == name for n, _ in files):
