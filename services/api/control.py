@@ -115,13 +115,18 @@ def load_result(r: dict[str, Any]) -> rules_pb2.load_result:
 
 
 def workers(reply: dict[str, Any]) -> list[rules_pb2.worker_revision]:
-    return [rules_pb2.worker_revision(worker=str(w.get("worker", "")), revision=_u(w.get("revision")),
+    return [rules_pb2.worker_revision(worker=str(w.get("instance", "")), revision=_u(w.get("revision")),
                                       host=str(w.get("host", ""))) for w in reply.get("workers") or []]
+
+
+def load_results(reply: dict[str, Any]) -> list[dict[str, Any]]:
+    """Falco's load results of a rules reply (`load_result` is Falco's -V JSON object)."""
+    return (reply.get("load_result") or {}).get("falco_load_results") or []
 
 
 def change_response(reply: dict[str, Any]) -> rules_pb2.change_response:
     out = rules_pb2.change_response(ok=bool(reply.get("ok")), revision=_u(reply.get("revision")))
-    out.results.extend(load_result(r) for r in reply.get("results") or [])
+    out.results.extend(load_result(r) for r in load_results(reply))
     out.workers.extend(workers(reply))
     out.rules.extend(str(r) for r in reply.get("rules") or [])
     return out
@@ -132,7 +137,7 @@ def rule_info(r: dict[str, Any]) -> rules_pb2.rule_info:
                                source=str(r.get("source", "")), priority=str(r.get("priority", "")),
                                tags=[str(t) for t in r.get("tags") or []], enabled=bool(r.get("enabled", True)),
                                event_types=[str(t) for t in r.get("event_types") or []],
-                               description=str(r.get("description", "")))
+                               description=str(r.get("desc", "")))
 
 
 def entry(e: dict[str, Any]) -> configs_pb2.entry:
@@ -161,7 +166,7 @@ class _Base:
             return await self.control.call(area, op, **args)
         except ControlError as e:
             details = []
-            if area == "rules" and (e.reply.get("results") or e.reply.get("workers")):
+            if area == "rules" and (load_results(e.reply) or e.reply.get("workers")):
                 details.append(change_response(e.reply))
             await rpc.abort_with(context, e.code, str(e), *details)
             raise  # unreachable
@@ -200,9 +205,8 @@ class RulesService(_Base):
     async def get(self, data: bytes, context: grpc.aio.ServicerContext) -> rules_pb2.rules_file:
         req = await rpc.parse(rules_pb2.get_request, data, context)
         reply = await self._call(context, "rules", "get", name=await self._name(context, req.name))
-        f = reply.get("file") or {}
-        return rules_pb2.rules_file(name=str(f.get("name", req.name)), content=str(f.get("content", "")),
-                                    revision=_u(f.get("revision")))
+        return rules_pb2.rules_file(name=str(reply.get("name", req.name)), content=str(reply.get("content", "")),
+                                    revision=_u(reply.get("revision")))
 
     async def put(self, data: bytes, context: grpc.aio.ServicerContext) -> rules_pb2.change_response:
         req = await rpc.parse(rules_pb2.put_request, data, context)
@@ -270,7 +274,7 @@ class ConfigsService(_Base):
         req = await rpc.parse(configs_pb2.get_request, data, context)
         await self._key(context, req.key)
         reply = await self._call(context, "config", "get", key=req.key)
-        return entry(reply.get("entry") or {})
+        return entry(reply)
 
     async def set(self, data: bytes, context: grpc.aio.ServicerContext) -> configs_pb2.entry:
         req = await rpc.parse(configs_pb2.set_request, data, context)
@@ -287,11 +291,11 @@ class ConfigsService(_Base):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
         reply = await self._call(context, "config", "set", key=req.key, value=value,
                                  expected_revision=req.expected_revision)
-        return entry(reply.get("entry") or {})
+        return entry(reply)
 
     async def unset(self, data: bytes, context: grpc.aio.ServicerContext) -> configs_pb2.entry:
         req = await rpc.parse(configs_pb2.unset_request, data, context)
         await self.auth.require_admin(context, "configs unset")
         await self._key(context, req.key, live=True)
         reply = await self._call(context, "config", "unset", key=req.key, expected_revision=req.expected_revision)
-        return entry(reply.get("entry") or {})
+        return entry(reply)

@@ -27,9 +27,7 @@ from typing import Any
 JSON_SCHEMA = "tiercel.bench/1"
 
 # Modules that register benchmarks at import. Each owner adds its module.
-SUITE_MODULES: dict[str, str] = {
-    "pipeline": "tiercel.rules.bench_pipeline",
-}
+SUITE_MODULES: dict[str, str] = {}
 
 _REGISTRY: dict[str, Callable[[BenchContext], list[Result]]] = {}
 

@@ -226,7 +226,7 @@ def config_get(
 def config_set(
     assignment: Annotated[list[str], typer.Argument(help="key=value, or key value.")],
     revision: Annotated[int | None, typer.Option("--revision", "-r",
-                                                 help="Only if the key is still at this revision (0: not set).")] = None,
+                                                 help="Only if the key is still at this revision.")] = None,
     wait: WaitOpt = 2.0, json_out: JsonOpt = False,
     config: ConfigOpt = None, option: OverrideOpt = None, nats_url: NatsUrlOpt = None,
 ) -> None:
@@ -288,7 +288,7 @@ def config_list(json_out: JsonOpt = False, config: ConfigOpt = None, option: Ove
     if json_out:
         print_json(reply)
     elif reply["ok"]:
-        for v in reply["values"]:
+        for v in reply["entries"]:
             src = f"store, revision {v['revision']}" if v["source"] == "store" else "worker"
             print(f"{v['key']:40} {json.dumps(v['value']):24} ({src})")
     if not reply["ok"]:

@@ -36,12 +36,13 @@ MAX_WAIT_S = 30.0
 
 
 def _opt_int(req: dict[str, Any], key: str) -> int | None:
+    """An optional revision; absent or 0 means none (proto3's default in the gRPC API)."""
     v = req.get(key)
     if v is None:
         return None
     if isinstance(v, bool) or not isinstance(v, int) or v < 0:
         raise StoreError("bad_request", f"'{key}' must be a non-negative integer")
-    return v
+    return v or None
 
 
 def _str(req: dict[str, Any], key: str) -> str:
@@ -153,6 +154,8 @@ class Control:
         return await self._commit(req, lambda snap: change_delete(snap, name))
 
     async def _select(self, req: dict[str, Any], enable: bool) -> dict[str, Any]:
+        if "name_substring" in req and "substring" not in req:  # falco.rules.select_request's name
+            req = {**req, "substring": req["name_substring"]}
         given = [(k, req[k]) for k in ("name", "substring", "tag") if req.get(k)]
         if len(given) != 1 or not isinstance(given[0][1], str):
             raise StoreError("bad_request", "give exactly one of 'name', 'substring' or 'tag' (a string)")
@@ -188,23 +191,22 @@ class Control:
         from tiercel.common.config import SCHEMA
 
         stored = await self.configs.all()
-        base = self.svc.base_cfg
-        values = []
-        for k in SCHEMA:
-            if not k.live:
-                continue
-            s = stored.get(k.name)
-            values.append({"key": k.name, "value": s.value if s else base[k.name], "revision": s.revision if s else 0,
-                           "source": "store" if s else "worker", "default": k.default, "type": k.type,
-                           "allowed": k.describe_allowed(), "doc": k.doc})
-        return {"ok": True, "values": values, "workers": self.svc.fleet.workers_json()}
+        entries = [self._entry(k.name, stored.get(k.name)) for k in SCHEMA if k.live]
+        return {"ok": True, "entries": entries, "workers": self.svc.fleet.workers_json()}
+
+    def _entry(self, name: str, s: Any, value: Any = None) -> dict[str, Any]:
+        """One key as `config` replies show it: the stored value, or the answering worker's own."""
+        from tiercel.common.config import KEYS
+
+        k = KEYS[name]
+        return {"key": name, "value": s.value if s else (value if value is not None else self.svc.base_cfg[name]),
+                "revision": s.revision if s else 0, "source": "store" if s else "worker", "is_default": s is None,
+                "default": k.default, "type": k.type, "allowed": list(k.choices), "description": k.doc}
 
     async def _config_get(self, req: dict[str, Any]) -> dict[str, Any]:
         name = _str(req, "key")
         check_live_key(name)
-        s = await self.configs.get(name)
-        return {"ok": True, "key": name, "value": s.value if s else self.svc.base_cfg[name],
-                "revision": s.revision if s else 0, "source": "store" if s else "worker"}
+        return {"ok": True, **self._entry(name, await self.configs.get(name))}
 
     async def _config_set(self, req: dict[str, Any]) -> dict[str, Any]:
         name = _str(req, "key")
@@ -212,11 +214,11 @@ class Control:
             raise StoreError("bad_request", "'value' is required")
         s = await self.configs.set(name, req["value"], _opt_int(req, "expected_revision"))
         workers = await self._wait_workers("config_revision", s.revision, self._wait(req))
-        return {"ok": True, "key": name, "value": s.value, "revision": s.revision, "workers": workers}
+        return {"ok": True, **self._entry(name, s), "workers": workers}
 
     async def _config_unset(self, req: dict[str, Any]) -> dict[str, Any]:
         name = _str(req, "key")
         rev = await self.configs.unset(name, _opt_int(req, "expected_revision"))
         workers = await self._wait_workers("config_revision", rev, self._wait(req)) if rev else \
             self.svc.fleet.workers_json()
-        return {"ok": True, "key": name, "value": self.svc.base_cfg[name], "revision": rev, "workers": workers}
+        return {"ok": True, **self._entry(name, None), "revision": rev, "workers": workers}
