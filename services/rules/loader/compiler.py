@@ -132,10 +132,10 @@ def field_ok(source: str, expr: str) -> bool:
 
     try:
         if "(" in expr:
-            C.check_condition(C.parse(expr + " exists"), source)
+            _stage(C, "check_condition")(C.parse(expr + " exists"), source)
             return True
-        return C.is_field(expr, source)
-    except C.ConditionError:
+        return _stage(C, "is_field")(expr, source)
+    except (C.ConditionError, LoadError):
         return False
 
 
@@ -152,7 +152,7 @@ def compile_all(col: Collector, res: LoadResult) -> Compiled:
     list_used: set[str] = set()
 
     def substitute(text: str) -> str:
-        out, used = C.substitute_lists(text, lists)
+        out, used = C.substitute_lists(text, lists.items())
         list_used.update(used)
         return out
 
@@ -170,7 +170,7 @@ def compile_all(col: Collector, res: LoadResult) -> Compiled:
     for m in col.macros.values():
         visible = {n: resolved.get(n, parsed[n]) for n, o in col.macros.items() if o.index < m.visibility}
         try:
-            ast, used = C.expand_macros(parsed[m.name], visible)
+            ast, used = C.expand_macros(parsed[m.name], visible.get)
         except C.MacroError as e:
             raise LoadError("LOAD_ERR_VALIDATE", e.message,
                             _expr_ctx(m.cond_ctx, substitute(m.cond), e)) from None
@@ -208,7 +208,7 @@ def _compile_rule(C: Any, r: RuleInfo, macros: dict[str, Any], substitute, macro
                  "in the future.", r.ctx)
         output = output.replace(CONTAINER_INFO, "")
     try:
-        fmt = C.compile_output(output, r.source)
+        fmt = _stage(C, "compile_output")(output, r.source)
     except C.ConditionError as e:
         if e.is_unknown and r.skip_if_unknown_filter:
             res.warn(R.LOAD_UNKNOWN_FILTER, e.message, r.output_ctx or r.ctx)
@@ -224,12 +224,12 @@ def _compile_rule(C: Any, r: RuleInfo, macros: dict[str, Any], substitute, macro
     except C.ParseError as e:
         raise LoadError("LOAD_ERR_COMPILE_CONDITION", e.message, _expr_ctx(r.cond_ctx, text, e)) from None
     try:
-        ast, used = C.expand_macros(ast, macros)
+        ast, used = C.expand_macros(ast, macros.get)
     except C.MacroError as e:
         raise LoadError("LOAD_ERR_VALIDATE", e.message, _expr_ctx(r.cond_ctx, text, e)) from None
     macro_used.update(used)
     try:
-        checked = C.check_condition(ast, r.source)
+        checked = _stage(C, "check_condition")(ast, r.source)
     except C.ConditionError as e:
         if e.is_unknown and r.skip_if_unknown_filter:
             res.warn(R.LOAD_UNKNOWN_FILTER, e.message, r.cond_ctx or r.ctx)
@@ -247,6 +247,15 @@ def _compile_rule(C: Any, r: RuleInfo, macros: dict[str, Any], substitute, macro
         res.warn("LOAD_NO_EVTTYPE", "Rule matches too many evt.type values. This has a significant performance "
                  "penalty.", r.ctx)
     return CompiledRule(r, cond, ast, checked, output, fmt, evttypes, exception_fields)
+
+
+def _stage(C: Any, name: str):
+    """A stage of tiercel.rules.condition; LoadError naming it while it is not there yet."""
+    fn = getattr(C, name, None)
+    if fn is None:
+        raise LoadError("LOAD_ERR_COMPILE_CONDITION", f"tiercel.rules.condition.{name} is not available",
+                        Context())
+    return fn
 
 
 def _deprecated_token(output: str, f: str) -> bool:
