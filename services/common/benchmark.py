@@ -27,7 +27,9 @@ from typing import Any
 JSON_SCHEMA = "tiercel.bench/1"
 
 # Modules that register benchmarks at import. Each owner adds its module.
-SUITE_MODULES: dict[str, str] = {}
+SUITE_MODULES: dict[str, str] = {
+    "rules": "tiercel.rules.bench",
+}
 
 _REGISTRY: dict[str, Callable[[BenchContext], list[Result]]] = {}
 
