@@ -144,10 +144,8 @@ class _Half(asyncio.Protocol):
             o.pending.append(data)
 
     def eof_received(self) -> bool:
-        o = self.other
-        if o is not None and o.transport is not None and o.transport.can_write_eof():
-            o.transport.write_eof()
-            return True
+        # HTTP/2 peers never half-close a live connection: EOF means gone. Closing this side
+        # (return False) closes the other one too, in connection_lost.
         return False
 
     def connection_lost(self, exc: Exception | None) -> None:
