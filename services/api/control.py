@@ -1,10 +1,10 @@
 """`falco.rules.service` and `falco.configs.service`: unary calls mapped onto the control plane.
 
 Each call is one NATS request to `tiercel.ctl.rules.<op>` / `tiercel.ctl.config.<op>`, answered by
-the rules service (queue group `tiercel-ctl`); docs/bus.md defines the JSON of every op. This
-module only translates: proto → request JSON, reply JSON → proto or a gRPC status. A reply's
-`code` picks the status (invalid → INVALID_ARGUMENT with the Falco load results as rich-status
-details, not_found → NOT_FOUND, conflict → ABORTED, ...).
+a rules worker (queue group `tiercel-ctl`); docs/bus.md ("Control request and reply") defines the
+JSON of every op. This module only translates: proto → request JSON, reply JSON → proto or a gRPC
+status. A reply's `code` picks the status; a refused rules change (`invalid`) is INVALID_ARGUMENT
+with the Falco load results as rich-status details (a `falco.rules.change_response`).
 """
 
 from __future__ import annotations
@@ -27,13 +27,17 @@ log = logging.getLogger("tiercel.api")
 RULES_SERVICE = "falco.rules.service"
 CONFIGS_SERVICE = "falco.configs.service"
 
-# Reply `code` -> gRPC status.
+# Reply `code` (docs/bus.md) -> gRPC status.
 CODES = {
+    "bad_request": grpc.StatusCode.INVALID_ARGUMENT,
+    "bad_name": grpc.StatusCode.INVALID_ARGUMENT,
     "invalid": grpc.StatusCode.INVALID_ARGUMENT,
+    "unknown_key": grpc.StatusCode.INVALID_ARGUMENT,
+    "invalid_value": grpc.StatusCode.INVALID_ARGUMENT,
     "not_found": grpc.StatusCode.NOT_FOUND,
     "conflict": grpc.StatusCode.ABORTED,
     "not_live": grpc.StatusCode.FAILED_PRECONDITION,
-    "unavailable": grpc.StatusCode.UNAVAILABLE,
+    "busy": grpc.StatusCode.UNAVAILABLE,
     "internal": grpc.StatusCode.INTERNAL,
 }
 MAX_NAME = 255
@@ -115,18 +119,22 @@ def load_result(r: dict[str, Any]) -> rules_pb2.load_result:
 
 
 def workers(reply: dict[str, Any]) -> list[rules_pb2.worker_revision]:
-    return [rules_pb2.worker_revision(worker=str(w.get("instance", "")), revision=_u(w.get("revision")),
-                                      host=str(w.get("host", ""))) for w in reply.get("workers") or []]
+    return [rules_pb2.worker_revision(worker=str(w.get("instance", w.get("worker", ""))), revision=_u(w.get("revision")),
+                                      host=str(w.get("host", "")), config_revision=_u(w.get("config_revision")),
+                                      state=str(w.get("state", ""))) for w in reply.get("workers") or []]
 
 
-def load_results(reply: dict[str, Any]) -> list[dict[str, Any]]:
-    """Falco's load results of a rules reply (`load_result` is Falco's -V JSON object)."""
-    return (reply.get("load_result") or {}).get("falco_load_results") or []
+def load_results(reply: dict[str, Any]) -> list[rules_pb2.load_result]:
+    """`load_result` of a reply (Falco's -V JSON object) as one message per file."""
+    lr = reply.get("load_result") or {}
+    items = lr.get("falco_load_results", []) if isinstance(lr, dict) else lr
+    return [load_result(r) for r in items or [] if isinstance(r, dict)]
 
 
 def change_response(reply: dict[str, Any]) -> rules_pb2.change_response:
-    out = rules_pb2.change_response(ok=bool(reply.get("ok")), revision=_u(reply.get("revision")))
-    out.results.extend(load_result(r) for r in load_results(reply))
+    out = rules_pb2.change_response(ok=bool(reply.get("ok")), revision=_u(reply.get("revision")),
+                                    load_result_text=str(reply.get("load_result_text", "")))
+    out.results.extend(load_results(reply))
     out.workers.extend(workers(reply))
     out.rules.extend(str(r) for r in reply.get("rules") or [])
     return out
@@ -137,18 +145,31 @@ def rule_info(r: dict[str, Any]) -> rules_pb2.rule_info:
                                source=str(r.get("source", "")), priority=str(r.get("priority", "")),
                                tags=[str(t) for t in r.get("tags") or []], enabled=bool(r.get("enabled", True)),
                                event_types=[str(t) for t in r.get("event_types") or []],
-                               description=str(r.get("desc", "")))
+                               description=str(r.get("desc", r.get("description", ""))),
+                               loaded=bool(r.get("loaded", False)))
 
 
 def entry(e: dict[str, Any]) -> configs_pb2.entry:
-    key = config.KEYS.get(str(e.get("key", "")))
-    value = e.get("value")
+    """An entry of the control plane (docs/bus.md) as a `falco.configs.entry`."""
+    name = str(e.get("key", ""))
+    key = config.KEYS.get(name)
+    source = str(e.get("source", ""))
+    is_default = e["is_default"] if "is_default" in e else source != "store"
     return configs_pb2.entry(
-        key=str(e.get("key", "")), value=json.dumps(value, ensure_ascii=False), revision=_u(e.get("revision")),
-        is_default=bool(e.get("is_default", False)),
-        description=str(e.get("description", key.doc if key else "")),
+        key=name, value=json.dumps(e.get("value"), ensure_ascii=False), revision=_u(e.get("revision")),
+        is_default=bool(is_default), source=source,
+        description=str(e.get("description", e.get("doc", key.doc if key else ""))),
         type=str(e.get("type", key.type if key else "")),
-        allowed=[str(a) for a in e.get("allowed", key.choices if key else ())])
+        allowed=[str(a) for a in e.get("allowed", key.choices if key else ()) or ()],
+        default_value=json.dumps(e["default"] if "default" in e else (key.default if key else None),
+                                 ensure_ascii=False))
+
+
+def _cas(req: Any, **args: Any) -> dict[str, Any]:
+    """Request arguments with `expected_revision` only when the client set it."""
+    if req.HasField("expected_revision"):
+        args["expected_revision"] = req.expected_revision
+    return args
 
 
 # ----------------------------------------------------------------------------------------------
@@ -166,7 +187,7 @@ class _Base:
             return await self.control.call(area, op, **args)
         except ControlError as e:
             details = []
-            if area == "rules" and (load_results(e.reply) or e.reply.get("workers")):
+            if area == "rules" and (e.reply.get("load_result") or e.reply.get("workers")):
                 details.append(change_response(e.reply))
             await rpc.abort_with(context, e.code, str(e), *details)
             raise  # unreachable
@@ -196,7 +217,8 @@ class RulesService(_Base):
         await rpc.parse(rules_pb2.list_request, data, context)
         reply = await self._call(context, "rules", "list")
         out = rules_pb2.list_response(revision=_u(reply.get("revision")))
-        out.files.extend(rules_pb2.rules_file(name=str(f.get("name", "")), revision=_u(f.get("revision")))
+        out.files.extend(rules_pb2.rules_file(name=str(f.get("name", "")), revision=_u(f.get("revision")),
+                                              sha256=str(f.get("sha256", "")), size=_u(f.get("size")))
                          for f in reply.get("files") or [])
         out.rules.extend(rule_info(r) for r in reply.get("rules") or [])
         out.workers.extend(workers(reply))
@@ -204,28 +226,35 @@ class RulesService(_Base):
 
     async def get(self, data: bytes, context: grpc.aio.ServicerContext) -> rules_pb2.rules_file:
         req = await rpc.parse(rules_pb2.get_request, data, context)
-        reply = await self._call(context, "rules", "get", name=await self._name(context, req.name))
-        return rules_pb2.rules_file(name=str(reply.get("name", req.name)), content=str(reply.get("content", "")),
-                                    revision=_u(reply.get("revision")))
+        args: dict[str, Any] = {"name": await self._name(context, req.name)}
+        if req.revision:
+            args["revision"] = req.revision
+        reply = await self._call(context, "rules", "get", **args)
+        content = str(reply.get("content", ""))
+        return rules_pb2.rules_file(name=str(reply.get("name", req.name)), content=content,
+                                    revision=_u(reply.get("revision")), sha256=str(reply.get("sha256", "")),
+                                    size=len(content.encode()))
 
     async def put(self, data: bytes, context: grpc.aio.ServicerContext) -> rules_pb2.change_response:
         req = await rpc.parse(rules_pb2.put_request, data, context)
         await self.auth.require_admin(context, "rules put")
-        reply = await self._call(context, "rules", "put", name=await self._name(context, req.name),
-                                 content=req.content, expected_revision=req.expected_revision)
-        return change_response(reply)
+        args = _cas(req, name=await self._name(context, req.name), content=req.content)
+        if req.before:
+            args["before"] = await self._name(context, req.before, "before")
+        return change_response(await self._call(context, "rules", "put", **args))
 
     async def validate(self, data: bytes, context: grpc.aio.ServicerContext) -> rules_pb2.change_response:
         req = await rpc.parse(rules_pb2.put_request, data, context)
-        reply = await self._call(context, "rules", "validate", name=await self._name(context, req.name),
-                                 content=req.content)
-        return change_response(reply)
+        args: dict[str, Any] = {"name": await self._name(context, req.name), "content": req.content}
+        if req.before:
+            args["before"] = await self._name(context, req.before, "before")
+        return change_response(await self._call(context, "rules", "validate", **args))
 
     async def delete(self, data: bytes, context: grpc.aio.ServicerContext) -> rules_pb2.change_response:
         req = await rpc.parse(rules_pb2.delete_request, data, context)
         await self.auth.require_admin(context, "rules delete")
-        reply = await self._call(context, "rules", "delete", name=await self._name(context, req.name))
-        return change_response(reply)
+        args = _cas(req, name=await self._name(context, req.name))
+        return change_response(await self._call(context, "rules", "delete", **args))
 
     async def _select(self, op: str, data: bytes, context: grpc.aio.ServicerContext) -> rules_pb2.change_response:
         req = await rpc.parse(rules_pb2.select_request, data, context)
@@ -235,8 +264,8 @@ class RulesService(_Base):
         if not value:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
                                 f"rules {op}: give one selector (name, name_substring or tag), not empty")
-        reply = await self._call(context, "rules", op, **{which: value})
-        return change_response(reply)
+        arg = {"name": "name", "name_substring": "substring", "tag": "tag"}[which]
+        return change_response(await self._call(context, "rules", op, **_cas(req, **{arg: value})))
 
     async def enable(self, data: bytes, context: grpc.aio.ServicerContext) -> rules_pb2.change_response:
         return await self._select("enable", data, context)
@@ -273,8 +302,7 @@ class ConfigsService(_Base):
     async def get(self, data: bytes, context: grpc.aio.ServicerContext) -> configs_pb2.entry:
         req = await rpc.parse(configs_pb2.get_request, data, context)
         await self._key(context, req.key)
-        reply = await self._call(context, "config", "get", key=req.key)
-        return entry(reply)
+        return entry(await self._call(context, "config", "get", key=req.key))
 
     async def set(self, data: bytes, context: grpc.aio.ServicerContext) -> configs_pb2.entry:
         req = await rpc.parse(configs_pb2.set_request, data, context)
@@ -289,13 +317,12 @@ class ConfigsService(_Base):
             value = key.coerce(raw)
         except config.ConfigError as e:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
-        reply = await self._call(context, "config", "set", key=req.key, value=value,
-                                 expected_revision=req.expected_revision)
-        return entry(reply)
+        reply = await self._call(context, "config", "set", **_cas(req, key=req.key, value=value))
+        return entry({"source": "store", **reply})
 
     async def unset(self, data: bytes, context: grpc.aio.ServicerContext) -> configs_pb2.entry:
         req = await rpc.parse(configs_pb2.unset_request, data, context)
         await self.auth.require_admin(context, "configs unset")
         await self._key(context, req.key, live=True)
-        reply = await self._call(context, "config", "unset", key=req.key, expected_revision=req.expected_revision)
-        return entry(reply)
+        reply = await self._call(context, "config", "unset", **_cas(req, key=req.key))
+        return entry({"source": "worker", **reply})

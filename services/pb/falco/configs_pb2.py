@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x66\x61lco/configs.proto\x12\rfalco.configs\"}\n\x05\x65ntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\x04\x12\x12\n\nis_default\x18\x04 \x01(\x08\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x0c\n\x04type\x18\x06 \x01(\t\x12\x0f\n\x07\x61llowed\x18\x07 \x03(\t\"\x0e\n\x0clist_request\"6\n\rlist_response\x12%\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x14.falco.configs.entry\"\x1a\n\x0bget_request\x12\x0b\n\x03key\x18\x01 \x01(\t\"D\n\x0bset_request\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\x19\n\x11\x65xpected_revision\x18\x03 \x01(\x04\"7\n\runset_request\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x19\n\x11\x65xpected_revision\x18\x02 \x01(\x04\x32\xfb\x01\n\x07service\x12\x41\n\x04list\x12\x1b.falco.configs.list_request\x1a\x1c.falco.configs.list_response\x12\x37\n\x03get\x12\x1a.falco.configs.get_request\x1a\x14.falco.configs.entry\x12\x37\n\x03set\x12\x1a.falco.configs.set_request\x1a\x14.falco.configs.entry\x12;\n\x05unset\x12\x1c.falco.configs.unset_request\x1a\x14.falco.configs.entryB,Z*github.com/tiercel/tiercel/pkg/api/configsb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x13\x66\x61lco/configs.proto\x12\rfalco.configs\"\xa4\x01\n\x05\x65ntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\x04\x12\x12\n\nis_default\x18\x04 \x01(\x08\x12\x13\n\x0b\x64\x65scription\x18\x05 \x01(\t\x12\x0c\n\x04type\x18\x06 \x01(\t\x12\x0f\n\x07\x61llowed\x18\x07 \x03(\t\x12\x0e\n\x06source\x18\x08 \x01(\t\x12\x15\n\rdefault_value\x18\t \x01(\t\"\x0e\n\x0clist_request\"6\n\rlist_response\x12%\n\x07\x65ntries\x18\x01 \x03(\x0b\x32\x14.falco.configs.entry\"\x1a\n\x0bget_request\x12\x0b\n\x03key\x18\x01 \x01(\t\"_\n\x0bset_request\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t\x12\x1e\n\x11\x65xpected_revision\x18\x03 \x01(\x04H\x00\x88\x01\x01\x42\x14\n\x12_expected_revision\"R\n\runset_request\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\x1e\n\x11\x65xpected_revision\x18\x02 \x01(\x04H\x00\x88\x01\x01\x42\x14\n\x12_expected_revision2\xfb\x01\n\x07service\x12\x41\n\x04list\x12\x1b.falco.configs.list_request\x1a\x1c.falco.configs.list_response\x12\x37\n\x03get\x12\x1a.falco.configs.get_request\x1a\x14.falco.configs.entry\x12\x37\n\x03set\x12\x1a.falco.configs.set_request\x1a\x14.falco.configs.entry\x12;\n\x05unset\x12\x1c.falco.configs.unset_request\x1a\x14.falco.configs.entryB,Z*github.com/tiercel/tiercel/pkg/api/configsb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,18 +32,18 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'falco.configs_pb2', _global
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'Z*github.com/tiercel/tiercel/pkg/api/configs'
-  _globals['_ENTRY']._serialized_start=38
-  _globals['_ENTRY']._serialized_end=163
-  _globals['_LIST_REQUEST']._serialized_start=165
-  _globals['_LIST_REQUEST']._serialized_end=179
-  _globals['_LIST_RESPONSE']._serialized_start=181
-  _globals['_LIST_RESPONSE']._serialized_end=235
-  _globals['_GET_REQUEST']._serialized_start=237
-  _globals['_GET_REQUEST']._serialized_end=263
-  _globals['_SET_REQUEST']._serialized_start=265
-  _globals['_SET_REQUEST']._serialized_end=333
-  _globals['_UNSET_REQUEST']._serialized_start=335
-  _globals['_UNSET_REQUEST']._serialized_end=390
-  _globals['_SERVICE']._serialized_start=393
-  _globals['_SERVICE']._serialized_end=644
+  _globals['_ENTRY']._serialized_start=39
+  _globals['_ENTRY']._serialized_end=203
+  _globals['_LIST_REQUEST']._serialized_start=205
+  _globals['_LIST_REQUEST']._serialized_end=219
+  _globals['_LIST_RESPONSE']._serialized_start=221
+  _globals['_LIST_RESPONSE']._serialized_end=275
+  _globals['_GET_REQUEST']._serialized_start=277
+  _globals['_GET_REQUEST']._serialized_end=303
+  _globals['_SET_REQUEST']._serialized_start=305
+  _globals['_SET_REQUEST']._serialized_end=400
+  _globals['_UNSET_REQUEST']._serialized_start=402
+  _globals['_UNSET_REQUEST']._serialized_end=484
+  _globals['_SERVICE']._serialized_start=487
+  _globals['_SERVICE']._serialized_end=738
 # @@protoc_insertion_point(module_scope)

@@ -7,7 +7,7 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class entry(_message.Message):
-    __slots__ = ("key", "value", "revision", "is_default", "description", "type", "allowed")
+    __slots__ = ("key", "value", "revision", "is_default", "description", "type", "allowed", "source", "default_value")
     KEY_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
@@ -15,6 +15,8 @@ class entry(_message.Message):
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     ALLOWED_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_VALUE_FIELD_NUMBER: _ClassVar[int]
     key: str
     value: str
     revision: int
@@ -22,7 +24,9 @@ class entry(_message.Message):
     description: str
     type: str
     allowed: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ..., revision: _Optional[int] = ..., is_default: _Optional[bool] = ..., description: _Optional[str] = ..., type: _Optional[str] = ..., allowed: _Optional[_Iterable[str]] = ...) -> None: ...
+    source: str
+    default_value: str
+    def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ..., revision: _Optional[int] = ..., is_default: _Optional[bool] = ..., description: _Optional[str] = ..., type: _Optional[str] = ..., allowed: _Optional[_Iterable[str]] = ..., source: _Optional[str] = ..., default_value: _Optional[str] = ...) -> None: ...
 
 class list_request(_message.Message):
     __slots__ = ()

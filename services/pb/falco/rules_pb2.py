@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11\x66\x61lco/rules.proto\x12\x0b\x66\x61lco.rules\"F\n\x08position\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04line\x18\x02 \x01(\x05\x12\x0e\n\x06\x63olumn\x18\x03 \x01(\x05\x12\x0e\n\x06offset\x18\x04 \x01(\x05\"Y\n\x08location\x12\x11\n\titem_type\x18\x01 \x01(\t\x12\x11\n\titem_name\x18\x02 \x01(\t\x12\'\n\x08position\x18\x03 \x01(\x0b\x32\x15.falco.rules.position\"\xa0\x01\n\x0cload_message\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x10\n\x08\x63odedesc\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x11\n\titem_type\x18\x04 \x01(\t\x12\x11\n\titem_name\x18\x05 \x01(\t\x12(\n\tlocations\x18\x06 \x03(\x0b\x32\x15.falco.rules.location\x12\x0f\n\x07snippet\x18\x07 \x01(\t\"\xb6\x01\n\x0bload_result\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nsuccessful\x18\x02 \x01(\x08\x12)\n\x06\x65rrors\x18\x03 \x03(\x0b\x32\x19.falco.rules.load_message\x12+\n\x08warnings\x18\x04 \x03(\x0b\x32\x19.falco.rules.load_message\x12\x14\n\x0cschema_valid\x18\x05 \x01(\x08\x12\x17\n\x0fschema_warnings\x18\x06 \x03(\t\"A\n\x0fworker_revision\x12\x0e\n\x06worker\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\x04\x12\x0c\n\x04host\x18\x03 \x01(\t\"\x92\x01\n\trule_info\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x66ile\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x10\n\x08priority\x18\x04 \x01(\t\x12\x0c\n\x04tags\x18\x05 \x03(\t\x12\x0f\n\x07\x65nabled\x18\x06 \x01(\x08\x12\x13\n\x0b\x65vent_types\x18\x07 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\"=\n\nrules_file\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\x04\"\x0e\n\x0clist_request\"\x9f\x01\n\rlist_response\x12&\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x17.falco.rules.rules_file\x12%\n\x05rules\x18\x02 \x03(\x0b\x32\x16.falco.rules.rule_info\x12\x10\n\x08revision\x18\x03 \x01(\x04\x12-\n\x07workers\x18\x04 \x03(\x0b\x32\x1c.falco.rules.worker_revision\"\x1b\n\x0bget_request\x12\x0c\n\x04name\x18\x01 \x01(\t\"G\n\x0bput_request\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12\x19\n\x11\x65xpected_revision\x18\x03 \x01(\x04\"\x1e\n\x0e\x64\x65lete_request\x12\x0c\n\x04name\x18\x01 \x01(\t\"U\n\x0eselect_request\x12\x0e\n\x04name\x18\x01 \x01(\tH\x00\x12\x18\n\x0ename_substring\x18\x02 \x01(\tH\x00\x12\r\n\x03tag\x18\x03 \x01(\tH\x00\x42\n\n\x08selector\"\x98\x01\n\x0f\x63hange_response\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x10\n\x08revision\x18\x02 \x01(\x04\x12)\n\x07results\x18\x03 \x03(\x0b\x32\x18.falco.rules.load_result\x12-\n\x07workers\x18\x04 \x03(\x0b\x32\x1c.falco.rules.worker_revision\x12\r\n\x05rules\x18\x05 \x03(\t2\xd5\x03\n\x07service\x12=\n\x04list\x12\x19.falco.rules.list_request\x1a\x1a.falco.rules.list_response\x12\x38\n\x03get\x12\x18.falco.rules.get_request\x1a\x17.falco.rules.rules_file\x12=\n\x03put\x12\x18.falco.rules.put_request\x1a\x1c.falco.rules.change_response\x12\x43\n\x06\x64\x65lete\x12\x1b.falco.rules.delete_request\x1a\x1c.falco.rules.change_response\x12\x43\n\x06\x65nable\x12\x1b.falco.rules.select_request\x1a\x1c.falco.rules.change_response\x12\x44\n\x07\x64isable\x12\x1b.falco.rules.select_request\x1a\x1c.falco.rules.change_response\x12\x42\n\x08validate\x12\x18.falco.rules.put_request\x1a\x1c.falco.rules.change_responseB*Z(github.com/tiercel/tiercel/pkg/api/rulesb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x11\x66\x61lco/rules.proto\x12\x0b\x66\x61lco.rules\"F\n\x08position\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04line\x18\x02 \x01(\x05\x12\x0e\n\x06\x63olumn\x18\x03 \x01(\x05\x12\x0e\n\x06offset\x18\x04 \x01(\x05\"Y\n\x08location\x12\x11\n\titem_type\x18\x01 \x01(\t\x12\x11\n\titem_name\x18\x02 \x01(\t\x12\'\n\x08position\x18\x03 \x01(\x0b\x32\x15.falco.rules.position\"\xa0\x01\n\x0cload_message\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x10\n\x08\x63odedesc\x18\x02 \x01(\t\x12\x0f\n\x07message\x18\x03 \x01(\t\x12\x11\n\titem_type\x18\x04 \x01(\t\x12\x11\n\titem_name\x18\x05 \x01(\t\x12(\n\tlocations\x18\x06 \x03(\x0b\x32\x15.falco.rules.location\x12\x0f\n\x07snippet\x18\x07 \x01(\t\"\xb6\x01\n\x0bload_result\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nsuccessful\x18\x02 \x01(\x08\x12)\n\x06\x65rrors\x18\x03 \x03(\x0b\x32\x19.falco.rules.load_message\x12+\n\x08warnings\x18\x04 \x03(\x0b\x32\x19.falco.rules.load_message\x12\x14\n\x0cschema_valid\x18\x05 \x01(\x08\x12\x17\n\x0fschema_warnings\x18\x06 \x03(\t\"i\n\x0fworker_revision\x12\x0e\n\x06worker\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\x04\x12\x0c\n\x04host\x18\x03 \x01(\t\x12\x17\n\x0f\x63onfig_revision\x18\x04 \x01(\x04\x12\r\n\x05state\x18\x05 \x01(\t\"\xa2\x01\n\trule_info\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0c\n\x04\x66ile\x18\x02 \x01(\t\x12\x0e\n\x06source\x18\x03 \x01(\t\x12\x10\n\x08priority\x18\x04 \x01(\t\x12\x0c\n\x04tags\x18\x05 \x03(\t\x12\x0f\n\x07\x65nabled\x18\x06 \x01(\x08\x12\x13\n\x0b\x65vent_types\x18\x07 \x03(\t\x12\x13\n\x0b\x64\x65scription\x18\x08 \x01(\t\x12\x0e\n\x06loaded\x18\t \x01(\x08\"[\n\nrules_file\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12\x10\n\x08revision\x18\x03 \x01(\x04\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12\x0c\n\x04size\x18\x05 \x01(\x04\"\x0e\n\x0clist_request\"\x9f\x01\n\rlist_response\x12&\n\x05\x66iles\x18\x01 \x03(\x0b\x32\x17.falco.rules.rules_file\x12%\n\x05rules\x18\x02 \x03(\x0b\x32\x16.falco.rules.rule_info\x12\x10\n\x08revision\x18\x03 \x01(\x04\x12-\n\x07workers\x18\x04 \x03(\x0b\x32\x1c.falco.rules.worker_revision\"-\n\x0bget_request\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x10\n\x08revision\x18\x02 \x01(\x04\"r\n\x0bput_request\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07\x63ontent\x18\x02 \x01(\t\x12\x1e\n\x11\x65xpected_revision\x18\x03 \x01(\x04H\x00\x88\x01\x01\x12\x0e\n\x06\x62\x65\x66ore\x18\x04 \x01(\tB\x14\n\x12_expected_revision\"T\n\x0e\x64\x65lete_request\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x1e\n\x11\x65xpected_revision\x18\x02 \x01(\x04H\x00\x88\x01\x01\x42\x14\n\x12_expected_revision\"\x8b\x01\n\x0eselect_request\x12\x0e\n\x04name\x18\x01 \x01(\tH\x00\x12\x18\n\x0ename_substring\x18\x02 \x01(\tH\x00\x12\r\n\x03tag\x18\x03 \x01(\tH\x00\x12\x1e\n\x11\x65xpected_revision\x18\x04 \x01(\x04H\x01\x88\x01\x01\x42\n\n\x08selectorB\x14\n\x12_expected_revision\"\xb2\x01\n\x0f\x63hange_response\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x10\n\x08revision\x18\x02 \x01(\x04\x12)\n\x07results\x18\x03 \x03(\x0b\x32\x18.falco.rules.load_result\x12-\n\x07workers\x18\x04 \x03(\x0b\x32\x1c.falco.rules.worker_revision\x12\r\n\x05rules\x18\x05 \x03(\t\x12\x18\n\x10load_result_text\x18\x06 \x01(\t2\xd5\x03\n\x07service\x12=\n\x04list\x12\x19.falco.rules.list_request\x1a\x1a.falco.rules.list_response\x12\x38\n\x03get\x12\x18.falco.rules.get_request\x1a\x17.falco.rules.rules_file\x12=\n\x03put\x12\x18.falco.rules.put_request\x1a\x1c.falco.rules.change_response\x12\x43\n\x06\x64\x65lete\x12\x1b.falco.rules.delete_request\x1a\x1c.falco.rules.change_response\x12\x43\n\x06\x65nable\x12\x1b.falco.rules.select_request\x1a\x1c.falco.rules.change_response\x12\x44\n\x07\x64isable\x12\x1b.falco.rules.select_request\x1a\x1c.falco.rules.change_response\x12\x42\n\x08validate\x12\x18.falco.rules.put_request\x1a\x1c.falco.rules.change_responseB*Z(github.com/tiercel/tiercel/pkg/api/rulesb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -41,25 +41,25 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_LOAD_RESULT']._serialized_start=361
   _globals['_LOAD_RESULT']._serialized_end=543
   _globals['_WORKER_REVISION']._serialized_start=545
-  _globals['_WORKER_REVISION']._serialized_end=610
-  _globals['_RULE_INFO']._serialized_start=613
-  _globals['_RULE_INFO']._serialized_end=759
-  _globals['_RULES_FILE']._serialized_start=761
-  _globals['_RULES_FILE']._serialized_end=822
-  _globals['_LIST_REQUEST']._serialized_start=824
-  _globals['_LIST_REQUEST']._serialized_end=838
-  _globals['_LIST_RESPONSE']._serialized_start=841
-  _globals['_LIST_RESPONSE']._serialized_end=1000
-  _globals['_GET_REQUEST']._serialized_start=1002
-  _globals['_GET_REQUEST']._serialized_end=1029
-  _globals['_PUT_REQUEST']._serialized_start=1031
-  _globals['_PUT_REQUEST']._serialized_end=1102
-  _globals['_DELETE_REQUEST']._serialized_start=1104
-  _globals['_DELETE_REQUEST']._serialized_end=1134
-  _globals['_SELECT_REQUEST']._serialized_start=1136
-  _globals['_SELECT_REQUEST']._serialized_end=1221
-  _globals['_CHANGE_RESPONSE']._serialized_start=1224
-  _globals['_CHANGE_RESPONSE']._serialized_end=1376
-  _globals['_SERVICE']._serialized_start=1379
-  _globals['_SERVICE']._serialized_end=1848
+  _globals['_WORKER_REVISION']._serialized_end=650
+  _globals['_RULE_INFO']._serialized_start=653
+  _globals['_RULE_INFO']._serialized_end=815
+  _globals['_RULES_FILE']._serialized_start=817
+  _globals['_RULES_FILE']._serialized_end=908
+  _globals['_LIST_REQUEST']._serialized_start=910
+  _globals['_LIST_REQUEST']._serialized_end=924
+  _globals['_LIST_RESPONSE']._serialized_start=927
+  _globals['_LIST_RESPONSE']._serialized_end=1086
+  _globals['_GET_REQUEST']._serialized_start=1088
+  _globals['_GET_REQUEST']._serialized_end=1133
+  _globals['_PUT_REQUEST']._serialized_start=1135
+  _globals['_PUT_REQUEST']._serialized_end=1249
+  _globals['_DELETE_REQUEST']._serialized_start=1251
+  _globals['_DELETE_REQUEST']._serialized_end=1335
+  _globals['_SELECT_REQUEST']._serialized_start=1338
+  _globals['_SELECT_REQUEST']._serialized_end=1477
+  _globals['_CHANGE_RESPONSE']._serialized_start=1480
+  _globals['_CHANGE_RESPONSE']._serialized_end=1658
+  _globals['_SERVICE']._serialized_start=1661
+  _globals['_SERVICE']._serialized_end=2130
 # @@protoc_insertion_point(module_scope)

@@ -63,17 +63,21 @@ class load_result(_message.Message):
     def __init__(self, name: _Optional[str] = ..., successful: _Optional[bool] = ..., errors: _Optional[_Iterable[_Union[load_message, _Mapping]]] = ..., warnings: _Optional[_Iterable[_Union[load_message, _Mapping]]] = ..., schema_valid: _Optional[bool] = ..., schema_warnings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class worker_revision(_message.Message):
-    __slots__ = ("worker", "revision", "host")
+    __slots__ = ("worker", "revision", "host", "config_revision", "state")
     WORKER_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
     HOST_FIELD_NUMBER: _ClassVar[int]
+    CONFIG_REVISION_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
     worker: str
     revision: int
     host: str
-    def __init__(self, worker: _Optional[str] = ..., revision: _Optional[int] = ..., host: _Optional[str] = ...) -> None: ...
+    config_revision: int
+    state: str
+    def __init__(self, worker: _Optional[str] = ..., revision: _Optional[int] = ..., host: _Optional[str] = ..., config_revision: _Optional[int] = ..., state: _Optional[str] = ...) -> None: ...
 
 class rule_info(_message.Message):
-    __slots__ = ("name", "file", "source", "priority", "tags", "enabled", "event_types", "description")
+    __slots__ = ("name", "file", "source", "priority", "tags", "enabled", "event_types", "description", "loaded")
     NAME_FIELD_NUMBER: _ClassVar[int]
     FILE_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
@@ -82,6 +86,7 @@ class rule_info(_message.Message):
     ENABLED_FIELD_NUMBER: _ClassVar[int]
     EVENT_TYPES_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    LOADED_FIELD_NUMBER: _ClassVar[int]
     name: str
     file: str
     source: str
@@ -90,17 +95,22 @@ class rule_info(_message.Message):
     enabled: bool
     event_types: _containers.RepeatedScalarFieldContainer[str]
     description: str
-    def __init__(self, name: _Optional[str] = ..., file: _Optional[str] = ..., source: _Optional[str] = ..., priority: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., enabled: _Optional[bool] = ..., event_types: _Optional[_Iterable[str]] = ..., description: _Optional[str] = ...) -> None: ...
+    loaded: bool
+    def __init__(self, name: _Optional[str] = ..., file: _Optional[str] = ..., source: _Optional[str] = ..., priority: _Optional[str] = ..., tags: _Optional[_Iterable[str]] = ..., enabled: _Optional[bool] = ..., event_types: _Optional[_Iterable[str]] = ..., description: _Optional[str] = ..., loaded: _Optional[bool] = ...) -> None: ...
 
 class rules_file(_message.Message):
-    __slots__ = ("name", "content", "revision")
+    __slots__ = ("name", "content", "revision", "sha256", "size")
     NAME_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    SIZE_FIELD_NUMBER: _ClassVar[int]
     name: str
     content: str
     revision: int
-    def __init__(self, name: _Optional[str] = ..., content: _Optional[str] = ..., revision: _Optional[int] = ...) -> None: ...
+    sha256: str
+    size: int
+    def __init__(self, name: _Optional[str] = ..., content: _Optional[str] = ..., revision: _Optional[int] = ..., sha256: _Optional[str] = ..., size: _Optional[int] = ...) -> None: ...
 
 class list_request(_message.Message):
     __slots__ = ()
@@ -119,47 +129,57 @@ class list_response(_message.Message):
     def __init__(self, files: _Optional[_Iterable[_Union[rules_file, _Mapping]]] = ..., rules: _Optional[_Iterable[_Union[rule_info, _Mapping]]] = ..., revision: _Optional[int] = ..., workers: _Optional[_Iterable[_Union[worker_revision, _Mapping]]] = ...) -> None: ...
 
 class get_request(_message.Message):
-    __slots__ = ("name",)
+    __slots__ = ("name", "revision")
     NAME_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
     name: str
-    def __init__(self, name: _Optional[str] = ...) -> None: ...
+    revision: int
+    def __init__(self, name: _Optional[str] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class put_request(_message.Message):
-    __slots__ = ("name", "content", "expected_revision")
+    __slots__ = ("name", "content", "expected_revision", "before")
     NAME_FIELD_NUMBER: _ClassVar[int]
     CONTENT_FIELD_NUMBER: _ClassVar[int]
     EXPECTED_REVISION_FIELD_NUMBER: _ClassVar[int]
+    BEFORE_FIELD_NUMBER: _ClassVar[int]
     name: str
     content: str
     expected_revision: int
-    def __init__(self, name: _Optional[str] = ..., content: _Optional[str] = ..., expected_revision: _Optional[int] = ...) -> None: ...
+    before: str
+    def __init__(self, name: _Optional[str] = ..., content: _Optional[str] = ..., expected_revision: _Optional[int] = ..., before: _Optional[str] = ...) -> None: ...
 
 class delete_request(_message.Message):
-    __slots__ = ("name",)
+    __slots__ = ("name", "expected_revision")
     NAME_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_REVISION_FIELD_NUMBER: _ClassVar[int]
     name: str
-    def __init__(self, name: _Optional[str] = ...) -> None: ...
+    expected_revision: int
+    def __init__(self, name: _Optional[str] = ..., expected_revision: _Optional[int] = ...) -> None: ...
 
 class select_request(_message.Message):
-    __slots__ = ("name", "name_substring", "tag")
+    __slots__ = ("name", "name_substring", "tag", "expected_revision")
     NAME_FIELD_NUMBER: _ClassVar[int]
     NAME_SUBSTRING_FIELD_NUMBER: _ClassVar[int]
     TAG_FIELD_NUMBER: _ClassVar[int]
+    EXPECTED_REVISION_FIELD_NUMBER: _ClassVar[int]
     name: str
     name_substring: str
     tag: str
-    def __init__(self, name: _Optional[str] = ..., name_substring: _Optional[str] = ..., tag: _Optional[str] = ...) -> None: ...
+    expected_revision: int
+    def __init__(self, name: _Optional[str] = ..., name_substring: _Optional[str] = ..., tag: _Optional[str] = ..., expected_revision: _Optional[int] = ...) -> None: ...
 
 class change_response(_message.Message):
-    __slots__ = ("ok", "revision", "results", "workers", "rules")
+    __slots__ = ("ok", "revision", "results", "workers", "rules", "load_result_text")
     OK_FIELD_NUMBER: _ClassVar[int]
     REVISION_FIELD_NUMBER: _ClassVar[int]
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     WORKERS_FIELD_NUMBER: _ClassVar[int]
     RULES_FIELD_NUMBER: _ClassVar[int]
+    LOAD_RESULT_TEXT_FIELD_NUMBER: _ClassVar[int]
     ok: bool
     revision: int
     results: _containers.RepeatedCompositeFieldContainer[load_result]
     workers: _containers.RepeatedCompositeFieldContainer[worker_revision]
     rules: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, ok: _Optional[bool] = ..., revision: _Optional[int] = ..., results: _Optional[_Iterable[_Union[load_result, _Mapping]]] = ..., workers: _Optional[_Iterable[_Union[worker_revision, _Mapping]]] = ..., rules: _Optional[_Iterable[str]] = ...) -> None: ...
+    load_result_text: str
+    def __init__(self, ok: _Optional[bool] = ..., revision: _Optional[int] = ..., results: _Optional[_Iterable[_Union[load_result, _Mapping]]] = ..., workers: _Optional[_Iterable[_Union[worker_revision, _Mapping]]] = ..., rules: _Optional[_Iterable[str]] = ..., load_result_text: _Optional[str] = ...) -> None: ...
