@@ -16,6 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
+from tiercel.api.cli import CaOpt, CertOpt, GrpcOpt, InsecureOpt, KeyOpt
 from tiercel.cli.common import ConfigOpt, NatsUrlOpt, OverrideOpt, fail, load_config
 from tiercel.common import bus
 from tiercel.common.config import PRIORITIES
@@ -82,12 +83,29 @@ def alerts(
     json_out: Annotated[bool, typer.Option("--json", help="One JSON alert per line (Falco's shape + id, seq).")] = False,
     count: Annotated[int, typer.Option("--count", "-n", help="Stop after this many alerts (0 = never).")] = 0,
     config: ConfigOpt = None, option: OverrideOpt = None, nats_url: NatsUrlOpt = None,
+    grpc_addr: GrpcOpt = None, cert: CertOpt = None, key: KeyOpt = None, ca: CaOpt = None,
+    insecure: InsecureOpt = False,
+    hostname: Annotated[list[str] | None, typer.Option("--hostname", help="--grpc: host name (repeatable).")] = None,
+    condition: Annotated[str, typer.Option("--condition", help="--grpc: Falco condition over the alert.")] = "",
+    resume_after: Annotated[str, typer.Option("--resume-after", help="--grpc: start after this alert id.")] = "",
 ) -> None:
-    """Tail alerts from NATS as they are raised, filtered on the server by subject."""
+    """Tail alerts as they are raised, from NATS or (--grpc) from a running API.
+
+    From NATS the filters become subjects; with --grpc the API filters, and the command reconnects
+    and resumes after the last alert it printed."""
     import asyncio
 
     from tiercel.cli.ctl import run_nats
 
+    if grpc_addr:
+        from tiercel.api.cli import AlertQuery, GrpcTarget, tail_grpc
+
+        q = AlertQuery(priority=priority, rules=list(rule or ()), sources=list(source or ()), tags=list(tag or ()),
+                       hostnames=list(hostname or ()), condition=condition, resume_after=resume_after)
+        raise typer.Exit(tail_grpc(GrpcTarget(grpc_addr, cert, key, ca, insecure), q, json_out, count,
+                                   sys.stdout.isatty() and not json_out, render))
+    if hostname or condition or resume_after:
+        fail("--hostname, --condition and --resume-after need --grpc (the API filters on them)")
     cfg = load_config(config, option, nats_url)
     try:
         subjects = alert_subjects(priority, source, rule)

@@ -7,12 +7,27 @@ from typing import Annotated
 
 import typer
 
+from tiercel.api.cli import CaOpt, CertOpt, GrpcOpt, InsecureOpt, KeyOpt
 from tiercel.cli.common import ConfigOpt, OverrideOpt, load_config
 
 
-def version(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
-    """Print Tiercel's version and the Falco engine version it implements."""
+def version(json_out: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+            grpc_addr: GrpcOpt = None, cert: CertOpt = None, key: KeyOpt = None, ca: CaOpt = None,
+            insecure: InsecureOpt = False) -> None:
+    """Print Tiercel's version and the Falco engine version it implements (of a running API with --grpc)."""
     from tiercel import ENGINE_VERSION, __version__
+
+    if grpc_addr:
+        from tiercel.api.cli import GrpcTarget, remote_version
+
+        v = remote_version(GrpcTarget(grpc_addr, cert, key, ca, insecure))
+        if json_out:
+            print(json.dumps(v))
+        else:
+            print(f"Tiercel version: {v['version']} ({grpc_addr})")
+            print(f"Falco engine version: {v['engine_version']}")
+            print(f"Fields checksum: {v['engine_fields_checksum']}")
+        return
 
     engine = ".".join(map(str, ENGINE_VERSION))
     if json_out:

@@ -26,6 +26,7 @@ COMMAND_MODULES = (
     "tiercel.rules.cli_service",
     "tiercel.cli.status",
     "tiercel.cli.alerts",
+    "tiercel.api.cli",
     "tiercel.ingest.cli_live",
 )
 
