@@ -14,12 +14,33 @@ bytes for BYTEBUF, bool for BOOL, `ipaddress` objects for IP types.
 `ancestors=True` marks Falco's ancestor fields (`proc.aname`, `proc.apid`, ...): with an index the
 extractor returns that ancestor's value; without one, in a filter, the compiler applies the
 operator to each ancestor value from the parent up (`extract(evt, None)` returns that list) and the
-check is true when any matches; in an output the list renders as the chain.
+check is true when any matches; in an output the list renders as the chain. The same flag serves
+other "any of these values" fields: `fd.ip`/`fd.net` return `[client, server]`.
+
+Optional, for the code generator (each owner fills them in where they help; all default off):
+- `inline`: a Python expression template computing the value, used instead of calling `extract`.
+  `{evt}` stands for the event variable, `{arg}` for `repr()` of the (parsed) argument, and names
+  in `inline_globals` are available to it. It must evaluate `{evt}` at most once per... actually
+  as often as it likes, but must have no side effects and return exactly what `extract` returns.
+  Example: `"({evt}.thread.comm if {evt}.thread is not None else None)"`.
+- `per_code(code)`: for fields whose value depends only on the event code (`evt.type` except for
+  generic syscall events, `evt.dir`): the value for that code, or `VARIES` when it must be
+  extracted per event. The compiler evaluates checks on such fields once per code at compile time.
+- `parse_arg(text)`: converts the argument text once at compile time (`"2"` -> 2); `extract` then
+  receives the converted value. Raise `ValueError(message)` for an invalid argument: the message
+  becomes the compile error. Without it `extract` receives the text.
+- `dotted_arg`: the field also accepts its argument as a dotted suffix of its name
+  (`evt.arg.flags` is `evt.arg` with argument "flags"; also `evt.rawarg.<p>`, `evt.type.is.<t>`).
+  `resolve()` finds the longest registered prefix for such names.
+
+Strings are `str` decoded from bytes with `surrogateescape`, so comparisons stay byte-exact.
+IP fields return `ipaddress.IPv4Address`/`IPv6Address`; IPNET fields return the address that is
+tested for membership of the network given on the right-hand side.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,7 +57,17 @@ IPADDR = frozenset({"IPV4ADDR", "IPV6ADDR", "IPADDR"})
 IPNET = frozenset({"IPV4NET", "IPV6NET", "IPNET"})
 ALL_TYPES = NUMERIC | STRING | BYTES | BOOL | IPADDR | IPNET
 
-Extractor = Callable[[Any, str | None], Any]
+Extractor = Callable[[Any, Any], Any]
+
+
+class _Varies:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "VARIES"
+
+
+VARIES: Any = _Varies()  # per_code(): the value is not fixed by the event code
 
 
 @dataclass(frozen=True)
@@ -57,6 +88,12 @@ class Field:
     render: Callable[[Any], str] | None = None  # text form when the default is not right
     deprecated: bool = False
     aliases: tuple[str, ...] = field(default=())
+    # Code-generation helpers (see the module docstring).
+    inline: str | None = None
+    inline_globals: Mapping[str, Any] | None = field(default=None, compare=False, hash=False)
+    per_code: Callable[[int], Any] | None = field(default=None, compare=False, hash=False)
+    parse_arg: Callable[[str], Any] | None = field(default=None, compare=False, hash=False)
+    dotted_arg: bool = False
 
     def __post_init__(self) -> None:
         if self.type not in ALL_TYPES:
@@ -88,8 +125,27 @@ def lookup(name: str, source: str) -> Field | None:
     return fields(source).get(name)
 
 
+def resolve(name: str, source: str) -> tuple[Field, str | None] | None:
+    """Resolve a field name as the lexer returns it (`proc.name`, `evt.arg.flags`): the field and
+    the dotted argument (None when there is none), or None for an unknown name. A registered
+    name wins; otherwise the longest registered prefix (cut at a dot) of a `dotted_arg` field."""
+    table = fields(source)
+    f = table.get(name)
+    if f is not None:
+        return f, None
+    cut = name.rfind(".")
+    while cut > 0:
+        f = table.get(name[:cut])
+        if f is not None and f.dotted_arg:
+            return f, name[cut + 1:]
+        cut = name.rfind(".", 0, cut)
+    return None
+
+
 _BUILTIN = (
     # Modules that register fields at import. Each owner adds its module here.
+    "tiercel.rules.fields.json",
+    "tiercel.rules.fields.k8saudit",
 )
 _loaded = False
 
