@@ -202,7 +202,8 @@ async def publish(nc: Any, alerts: list[dict[str, Any]], flush: bool = True) -> 
 
 
 def api_config(broker_url: str, sock: pathlib.Path, **values: Any) -> Config:
-    v = {"nats.url": broker_url, "grpc.bind_address": f"unix://{sock}", "metrics.enabled": False}
+    v = {"nats.url": broker_url, "grpc.bind_address": f"unix://{sock}", "metrics.enabled": False,
+         "state_dir": str(sock.parent / "state")}
     v.update(values)
     return Config(v)
 

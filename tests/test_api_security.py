@@ -114,6 +114,11 @@ async def test_falco_client_over_mutual_tls_and_refused_handshakes(nats_broker, 
         assert await call_version(ch) == grpc.StatusCode.OK
         e = await call_put(ch)
         assert e.code() == grpc.StatusCode.PERMISSION_DENIED and "CN=tiercel-reader" in e.details()
+        from tiercel.pb.falco import inputs_pb2, inputs_pb2_grpc
+        call = inputs_pb2_grpc.serviceStub(ch).send(iter([inputs_pb2.event(source="x", json="{}")]))
+        with pytest.raises(grpc.aio.AioRpcError) as e:
+            await call.read()
+        assert e.value.code() == grpc.StatusCode.PERMISSION_DENIED
         await ch.close()
         # Admin certificate: allowed past the check (no rules service runs here: UNAVAILABLE).
         ch = tls_channel(target, pki, "admin")

@@ -18,7 +18,7 @@ from grpc_health.v1 import health as grpc_health
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from tiercel.api import control, drops, outputs, version
+from tiercel.api import control, drops, inputs, outputs, version
 from tiercel.api.hub import AlertHub
 from tiercel.api.metrics import ApiMetrics
 from tiercel.api.security import Authorizer, UnixFront, group_id, server_credentials
@@ -27,7 +27,8 @@ from tiercel.common.runtime import ServiceError
 
 log = logging.getLogger("tiercel.api")
 
-SERVICES = (outputs.SERVICE, version.SERVICE, drops.SERVICE, control.RULES_SERVICE, control.CONFIGS_SERVICE)
+SERVICES = (outputs.SERVICE, version.SERVICE, drops.SERVICE, inputs.SERVICE, control.RULES_SERVICE,
+            control.CONFIGS_SERVICE)
 
 
 def bind_addresses(value: str) -> list[str]:
@@ -70,7 +71,9 @@ class ApiServer:
             ("grpc.so_reuseport", 0),
         ])
         ctl = control.ControlClient(self.nc, self.control_timeout)
+        self.inputs = inputs.InputsService(self.js, self.auth, self.host, cfg.state_dir, cfg["k8s_audit.max_event"])
         self.server.add_generic_rpc_handlers((
+            self.inputs.handlers(),
             outputs.OutputsService(self.hub, cfg["grpc.subscriber_queue"]).handlers(),
             version.VersionService().handlers(),
             drops.DropsService(self.nc).handlers(),
@@ -129,6 +132,7 @@ class ApiServer:
             await f.stop()
         await self.server.stop(grace)
         await self.hub.stop()
+        self.inputs.close()
 
     def target(self, kind: str) -> str:
         for lst in self.listeners:

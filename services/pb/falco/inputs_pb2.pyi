@@ -71,13 +71,17 @@ class syscall_event(_message.Message):
     def __init__(self, type: _Optional[str] = ..., res: _Optional[int] = ..., params: _Optional[_Mapping[str, str]] = ..., tid: _Optional[int] = ..., pid: _Optional[int] = ..., ppid: _Optional[int] = ..., comm: _Optional[str] = ..., exe: _Optional[str] = ..., exepath: _Optional[str] = ..., args: _Optional[_Iterable[str]] = ..., cwd: _Optional[str] = ..., uid: _Optional[int] = ..., gid: _Optional[int] = ..., container_id: _Optional[str] = ..., fd_name: _Optional[str] = ..., fd_type: _Optional[str] = ..., ancestors: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class ack(_message.Message):
-    __slots__ = ("id", "accepted", "seq", "error")
+    __slots__ = ("id", "accepted", "seq", "error", "count", "producer")
     ID_FIELD_NUMBER: _ClassVar[int]
     ACCEPTED_FIELD_NUMBER: _ClassVar[int]
     SEQ_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    COUNT_FIELD_NUMBER: _ClassVar[int]
+    PRODUCER_FIELD_NUMBER: _ClassVar[int]
     id: str
     accepted: bool
     seq: int
     error: str
-    def __init__(self, id: _Optional[str] = ..., accepted: _Optional[bool] = ..., seq: _Optional[int] = ..., error: _Optional[str] = ...) -> None: ...
+    count: int
+    producer: str
+    def __init__(self, id: _Optional[str] = ..., accepted: _Optional[bool] = ..., seq: _Optional[int] = ..., error: _Optional[str] = ..., count: _Optional[int] = ..., producer: _Optional[str] = ...) -> None: ...
