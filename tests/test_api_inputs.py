@@ -13,7 +13,7 @@ import nats
 
 from tests import apikit
 from tiercel.common import bus
-from tiercel.pb.falco import inputs_pb2, inputs_pb2_grpc
+from tiercel.pb.falco import inputs_pb2
 
 AUDIT = {"kind": "Event", "apiVersion": "audit.k8s.io/v1", "level": "RequestResponse",
          "auditID": "1d0c5d2a-7a53-4b6f-9b62-0f0e5b4d9c11", "stage": "ResponseComplete",

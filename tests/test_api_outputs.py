@@ -149,7 +149,9 @@ async def test_fan_out_three_subscribers_and_a_stalled_one_drops_alone(api_env):
     await asyncio.gather(a.read(4000, timeout=60), b.read(4000, timeout=60))
     for s in (a, b):
         assert [r.seq for r in s.got] == list(range(1, 4001))
-    (sa, sb, sc) = sorted(api.hub.subscribers.values(), key=lambda s: s.id)
+    # Calls reach the server in any order: the stalled one is the one that asked for queue_size 1000.
+    (sc,) = [s for s in api.hub.subscribers.values() if s.bound == 1000]
+    (sa, sb) = [s for s in api.hub.subscribers.values() if s is not sc]
     assert sa.dropped_total == 0 and sb.dropped_total == 0
     await wait_for(lambda: sc.dropped_total > 0, what="the stalled subscriber to drop")
     assert len(sc.queue) <= 1000
