@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "tiercel.cli.alerts",
     "tiercel.api.cli",
     "tiercel.ingest.cli_live",
+    "tiercel.rules.condition.cli",
 )
 
 for _name in COMMAND_MODULES:
