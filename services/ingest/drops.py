@@ -9,7 +9,6 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from tiercel.common import bus
@@ -160,17 +159,15 @@ def drop_alert_fields(n_evts: int, n_drops: int, buffer_total: int, categories: 
 
 
 def drop_alert(host: str, fields: dict[str, str], time_ns: int | None = None) -> dict[str, Any]:
-    """The "Falco internal: syscall event drop" alert (priority Debug, source internal), in the
-    bus alert shape: Falco's JSON alert plus `id` and `seq`."""
+    """The "Falco internal: syscall event drop" alert in the bus alert shape (Falco's internal
+    alert: priority Debug, source internal, bare message as output, string fields; plus `id` and
+    `seq` 0), built like the rules workers build theirs."""
+    from tiercel.rules.internal import internal_alert
+
     time_ns = time.time_ns() if time_ns is None else time_ns
     msg = f"Falco internal: syscall event drop. {fields['n_drops']} system calls dropped in last second."
-    dt = datetime.fromtimestamp(time_ns // 1_000_000_000, UTC)
-    clock = dt.strftime("%H:%M:%S") + f".{time_ns % 1_000_000_000:09d}"
-    iso = dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{time_ns % 1_000_000_000:09d}Z"
-    text = f"{clock}: Debug {msg} (" + " ".join(f"{k}={fields[k]}" for k in DROP_ALERT_FIELDS) + ")"
-    rid = hashlib.sha1(f"{DROP_RULE}:{time_ns}".encode()).hexdigest()[:8]
-    return {"hostname": host, "id": f"{host}:0:{rid}", "output": text, "output_fields": dict(fields),
-            "priority": "Debug", "rule": DROP_RULE, "seq": 0, "source": "internal", "tags": [], "time": iso}
+    rid = hashlib.sha1(f"{DROP_RULE}:ingest:{time_ns}".encode()).hexdigest()[:8]
+    return internal_alert(DROP_RULE, msg, fields, host, f"{host}:0:{rid}", time_ns)
 
 
 def report(counters: StageCounters, host: str, instance: str, interval_s: float) -> tuple[bus.DropReport, dict[str, int]]:
