@@ -29,6 +29,7 @@ JSON_SCHEMA = "tiercel.bench/1"
 # Modules that register benchmarks at import. Each owner adds its module.
 SUITE_MODULES: dict[str, str] = {
     "rules": "tiercel.rules.bench",
+    "ingest": "tiercel.ingest.bench_live",
 }
 
 _REGISTRY: dict[str, Callable[[BenchContext], list[Result]]] = {}
