@@ -3,8 +3,10 @@ snapshot of the kernel audit configuration read over netlink."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
+import time
 
 import pytest
 
@@ -18,6 +20,28 @@ def audit_snapshot() -> tuple[dict, list[str]]:
     status = {k: getattr(st, k) for k in ("enabled", "pid", "backlog_limit", "backlog_wait_time",
                                           "rate_limit", "failure")}
     return status, rules
+
+
+LOCK_PATH = "/tmp/tiercel-audit-tests.lock"
+
+
+@pytest.fixture
+def audit_lock():
+    """Kernel audit is one per machine: test runs of several checkouts take turns."""
+    with open(LOCK_PATH, "w") as f:
+        deadline = time.monotonic() + 300
+        while True:
+            try:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.skip("another test run holds kernel audit for too long")
+                time.sleep(0.2)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def require_audit() -> None:

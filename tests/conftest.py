@@ -10,6 +10,7 @@ import sys
 
 import pytest
 
+from tests.audit_helpers import audit_lock  # noqa: F401  (fixture: kernel audit tests take turns)
 from tiercel.common.broker import EmbeddedBroker
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent

@@ -17,7 +17,7 @@ from tiercel.ingest.audit.client import AuditControl
 from tiercel.ingest.audit.session import AuditSession, AuditUnavailable
 from tiercel.ingest.audit.syscall_set import RULE_KEY
 
-pytestmark = pytest.mark.kernel
+pytestmark = [pytest.mark.kernel, pytest.mark.usefixtures("audit_lock")]
 
 HOLDER = """
 import pathlib, signal, sys, time
@@ -43,7 +43,7 @@ def _holder(state_dir) -> subprocess.Popen:
 
 
 @pytest.fixture
-def foreign_rule():
+def foreign_rule(audit_lock):
     """A rule somebody else owns, present before and after: it must be left alone."""
     require_audit()
     r = nl.AuditRule()

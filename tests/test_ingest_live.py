@@ -17,7 +17,7 @@ import pytest
 from tests.audit_helpers import audit_snapshot, require_audit
 from tiercel.common import bus
 
-pytestmark = [pytest.mark.kernel, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.kernel, pytest.mark.timeout(120), pytest.mark.usefixtures("audit_lock")]
 
 
 def start_ingest(url: str, state_dir, *opts: str, driver: str = "audit") -> subprocess.Popen:

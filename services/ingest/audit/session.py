@@ -75,17 +75,18 @@ class AuditSession:
             status = self.control.get_status()
         except AuditError as e:
             raise AuditUnavailable(f"cannot talk to the kernel audit subsystem: {e.strerror or e}") from None
+        # Whoever holds audit (auditd, another ingest) is never disturbed: check before any cleanup.
+        if status.pid and _alive(status.pid) and status.pid != os.getpid():
+            who = _comm(status.pid) or "another process"
+            self.close()
+            raise AuditUnavailable(f"kernel audit is taken by {who} (pid {status.pid}); Tiercel does not fight "
+                                   f"it: stop it or set ingest.driver=proc_connector")
         self.recover(status)
         status = self.control.get_status()
         if status.enabled == 2:
             self.close()
             raise AuditUnavailable("the audit configuration is locked (enabled=2, auditctl -e 2); "
                                    "rules cannot be changed until reboot")
-        if status.pid and _alive(status.pid) and status.pid != os.getpid():
-            who = _comm(status.pid) or "another process"
-            self.close()
-            raise AuditUnavailable(f"kernel audit is taken by {who} (pid {status.pid}); Tiercel does not fight "
-                                   f"it: stop it or set ingest.driver=proc_connector")
         rules_before = self.control.list_rules()
         self.prior = {
             "pid": os.getpid(),
