@@ -57,20 +57,31 @@ def source_enum(source: str) -> int:
         return PLUGIN
 
 
+_base_cache: dict[str, int] = {}
+
+
 def parse_time(text: str) -> tuple[int, int]:
     """RFC 3339 time with up to nanosecond digits as (seconds, nanos) since the epoch."""
     m = _TIME.match(text.strip())
     if not m:
         raise bus.BadEnvelope("time", f"alert time {text!r} is not an RFC 3339 time")
     base, frac, tz = m.groups()
-    tz = tz or "Z"
-    if tz != "Z" and ":" not in tz:
-        tz = tz[:3] + ":" + tz[3:]
-    try:
-        dt = datetime.fromisoformat(base + ("+00:00" if tz == "Z" else tz))
-    except ValueError as e:
-        raise bus.BadEnvelope("time", f"alert time {text!r}: {e}") from None
-    return int(dt.timestamp()), int((frac or "0").ljust(9, "0"))
+    nanos = int((frac or "0").ljust(9, "0"))
+    key = base + (tz or "Z")
+    sec = _base_cache.get(key)
+    if sec is None:
+        tz = tz or "Z"
+        if tz != "Z" and ":" not in tz:
+            tz = tz[:3] + ":" + tz[3:]
+        try:
+            dt = datetime.fromisoformat(base + ("+00:00" if tz == "Z" else tz))
+        except ValueError as e:
+            raise bus.BadEnvelope("time", f"alert time {text!r}: {e}") from None
+        sec = int(dt.timestamp())
+        if len(_base_cache) > 4096:  # alerts arrive in time order: old seconds are not asked again
+            _base_cache.clear()
+        _base_cache[key] = sec
+    return sec, nanos
 
 
 def format_time(seconds: int, nanos: int) -> str:
@@ -80,38 +91,41 @@ def format_time(seconds: int, nanos: int) -> str:
 
 def field_text(value: Any) -> str:
     """An output field value as Falco's gRPC output sends it: strings as they are, else JSON."""
-    if isinstance(value, str):
+    t = type(value)
+    if t is str:
         return value
+    if t is int:
+        return str(value)
+    if value is None:
+        return "null"
+    if t is bool:
+        return "true" if value else "false"
+    if t is float and value == value and value not in (float("inf"), float("-inf")):
+        return repr(value)
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
 def to_response(alert: dict[str, Any]) -> outputs_pb2.response:
     """Falco's JSON alert (with Tiercel's `id` and `seq`) as a `falco.outputs.response`."""
-    r = outputs_pb2.response()
     sec, nanos = parse_time(str(alert.get("time", "")))
-    r.time.seconds, r.time.nanos = sec, nanos
-    r.priority = priority_number(str(alert.get("priority", "")))
     source = alert.get("source") or "syscall"
     if not isinstance(source, str):
         raise bus.BadEnvelope("shape", "alert source must be a string")
-    r.source = source
-    r.source_deprecated = source_enum(source)
-    r.rule = str(alert.get("rule", ""))
     out = alert.get("output", "")
-    r.output = out if isinstance(out, str) else field_text(out)
     fields = alert.get("output_fields") or {}
     if not isinstance(fields, dict):
         raise bus.BadEnvelope("shape", "alert output_fields must be an object")
-    for k, v in fields.items():
-        r.output_fields[str(k)] = field_text(v)
-    r.hostname = str(alert.get("hostname", ""))
     tags = alert.get("tags") or []
     if not isinstance(tags, list):
         raise bus.BadEnvelope("shape", "alert tags must be an array")
-    r.tags.extend(str(t) for t in tags)
-    r.id = str(alert.get("id", ""))
     seq = alert.get("seq", 0)
-    r.seq = seq if isinstance(seq, int) and seq >= 0 else 0
+    r = outputs_pb2.response(
+        priority=priority_number(str(alert.get("priority", ""))), source_deprecated=source_enum(source),
+        rule=str(alert.get("rule", "")), output=out if isinstance(out, str) else field_text(out),
+        output_fields={str(k): field_text(v) for k, v in fields.items()}, hostname=str(alert.get("hostname", "")),
+        tags=[str(x) for x in tags], source=source, id=str(alert.get("id", "")),
+        seq=seq if isinstance(seq, int) and 0 <= seq < 1 << 64 else 0)
+    r.time.seconds, r.time.nanos = sec, nanos
     return r
 
 
