@@ -124,7 +124,11 @@ class Pipeline:
             out.drops["no_ruleset"] += out.n_events
             return out
         engine = self.engine
-        events, bad = engine.decode_events(batch)
+        try:
+            events, bad = engine.decode_events(batch)
+        except Exception as e:  # the event model must not take the worker down either
+            log.debug("decoding the events of a batch from %s failed: %s", batch.host, e)
+            events, bad = [], out.n_events
         if bad:
             out.drops["bad_event"] += bad
         now = time.monotonic() if now is None else now
