@@ -307,3 +307,31 @@ def test_alert_mapping_sans_io():
                 {"priority": "Debug", "time": "2024-06-10T06:13:20Z", "rule": "r", "output_fields": [1]}):
         with pytest.raises(bus.BadEnvelope):
             alertmod.to_response(bad)
+
+
+async def test_condition_filter_in_falco_syntax(api_env):
+    api, nc, ch = api_env
+    cond = ('alert.field[proc.name] = cat and alert.seq > 2 and alert.tags intersects (filesystem) '
+            'and not alert.hostname = h9')
+    s = Sub(ch, outputs_pb2.request(condition=cond))
+    k8s = Sub(ch, outputs_pb2.request(condition="ka.user.name = alice and ka.verb in (create, delete)"))
+    await wait_for(subscribed(api, 2), what="subscribers")
+    sent = [apikit.make_alert(1), apikit.make_alert(3), apikit.make_alert(4, host="h9"),
+            apikit.make_alert(5, fields={"proc.name": "vi"}), apikit.make_alert(6, tags=["network"]),
+            apikit.make_alert(7, source="k8s_audit", fields={"ka.user.name": "alice", "ka.verb": "create"}),
+            apikit.make_alert(8, source="k8s_audit", fields={"ka.user.name": "bob", "ka.verb": "create"}),
+            apikit.make_alert(9)]
+    await apikit.publish(nc, sent)
+    assert [r.seq for r in await s.read(2)] == [3, 9]
+    assert [r.seq for r in await k8s.read(1)] == [7]
+    await asyncio.sleep(0.2)
+    assert len(s.got) == 2 and len(k8s.got) == 1
+    # A condition that does not compile: INVALID_ARGUMENT saying why and where.
+    for bad, why in (("alert.rule = = x", "expected"), ("nosuch.field = 1", "nosuch.field"),
+                     ("my_macro", "Undefined macro")):
+        b = Sub(ch, outputs_pb2.request(condition=bad))
+        with pytest.raises(grpc.aio.AioRpcError) as e:
+            await b.read(1, timeout=5)
+        assert e.value.code() == grpc.StatusCode.INVALID_ARGUMENT and why in e.value.details()
+    s.cancel()
+    k8s.cancel()

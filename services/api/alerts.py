@@ -170,6 +170,14 @@ class Alert:
     tags: frozenset[str]
     id: str
 
+    # What the condition evaluator reads: the event code it dispatches on (the one plugin sources
+    # use) and the payload the json fields read (the whole alert JSON).
+    code = 322  # PPME_PLUGINEVENT_E
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return self.fields
+
     @classmethod
     def from_bus(cls, body: bytes, headers: dict[str, str] | None = None, stream_seq: int = 0) -> Alert:
         """Decode an alert message; raises bus.BadEnvelope (with a drop reason) when malformed."""

@@ -23,9 +23,33 @@ class FilterError(ValueError):
 
 Predicate = Callable[[Alert], bool]
 
-# Compiles a Falco-syntax condition over alert fields into a predicate. Installed by
-# tiercel.api.condition once the condition language is available; None until then.
-condition_compiler: Callable[[str], Predicate] | None = None
+
+def compile_condition(text: str) -> Predicate:
+    """A Falco-syntax condition over the `alert` source's fields (tiercel.api.alertfields), with the
+    rules engine's own parser, checker and code generator; no macros or lists."""
+    from tiercel.api import alertfields
+    from tiercel.rules import condition as cond
+
+    alertfields.mirror_source_fields()
+
+    def no_macros(name: str) -> None:
+        return None
+
+    try:
+        tree = cond.parse(text)
+        tree, _ = cond.expand_macros(tree, no_macros)
+        checked = cond.check(tree, alertfields.SOURCE)
+        ev = cond.build_evaluator(alertfields.SOURCE, [(0, checked, None)], "first")
+    except cond.ConditionError as e:
+        pos = getattr(e, "position", None)
+        where = f" (at column {pos.col})" if pos is not None and getattr(pos, "col", None) else ""
+        raise FilterError(f"request.condition: {e}{where}") from None
+    evaluate = ev.evaluate
+    return lambda a: bool(evaluate(a))
+
+
+# Compiles a Falco-syntax condition into a predicate over alerts (replaceable in tests).
+condition_compiler: Callable[[str], Predicate] | None = compile_condition
 
 
 @dataclass(frozen=True, slots=True)

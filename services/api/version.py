@@ -24,6 +24,8 @@ def catalog_lines() -> list[str]:
     catalog._load_builtin()
     lines = set()
     for source, table in catalog._FIELDS.items():
+        if source == "alert":  # the API's subscription filters, not a rules source
+            continue
         for name, f in table.items():
             flags = ",".join(k for k in ("is_list", "ancestors", "filter_only", "deprecated") if getattr(f, k))
             lines.add(f"{source} {name} {f.type} {f.arg} {f.arg_kind} {flags}")

@@ -146,6 +146,7 @@ _BUILTIN = (
     # Modules that register fields at import. Each owner adds its module here.
     "tiercel.rules.fields.json",
     "tiercel.rules.fields.k8saudit",
+    "tiercel.api.alertfields",
 )
 _loaded = False
 
