@@ -12,7 +12,8 @@ share the same candidate rules, each evaluating those rules in order. Inside a f
   ...))`, the local starting as the `_U` sentinel), so the common paths pay nothing;
 - short-circuit `and`/`or`/`not` are Python's own, in Falco's left-to-right order;
 - a missing value is None and every test on it is false (`v is not None and ...`, or tests that
-  are false on None by themselves: `v == 'x'`, `v in S`);
+  are false on None by themselves: `v == 'x'`, `v in S`); since a true check implies its value is
+  present, later operands of the same `and` skip the None test;
 - constants are module globals prepared once: frozensets, compiled glob/regex matchers, the pmatch
   matcher, IP addresses and networks;
 - checks on fields whose value the event code determines (`Field.per_code`, e.g. `evt.type`) are
@@ -210,40 +211,62 @@ class FunctionGen:
         return f"({tmp} := {code})", tmp, d | {tmp}
 
     # -- predicates ----------------------------------------------------------------------------
-    def pred(self, p: ir.Pred, d: frozenset, nest: int = 0) -> tuple[str, frozenset]:
+    # A state is a frozenset of the locals certainly set, plus "!name" for locals certainly not
+    # None. pred() returns (code, state after it whatever its value, state when it is true).
+    def pred(self, p: ir.Pred, d: frozenset, nest: int = 0) -> tuple[str, frozenset, frozenset]:
         if nest > MAX_NEST and not isinstance(p, (ir.ConstP, ir.CheckP)):
-            return self._subfunction(p), d
+            return self._subfunction(p), d, d
         if p.key in self.repeated:
             name = self.memo.get(p.key)
             if name is None:
                 name = self.memo[p.key] = f"m{len(self.memo) + 1}"
-            return self._bind(name, lambda dd: self._pred_body(p, dd, nest), d)
+            if name in d:
+                return name, d, d
+            if name not in self.possible:
+                code, d_any, d_true = self._pred_body(p, d, nest)
+                self.possible.add(name)
+                return f"({name} := {code})", d_any | {name}, d_true | {name}
+            self.need_init.add(name)
+            code, _, _ = self._pred_body(p, d, nest)
+            d2 = d | {name}
+            return f"({name} if {name} is not _U else ({name} := {code}))", d2, d2
         return self._pred_body(p, d, nest)
 
-    def _pred_body(self, p: ir.Pred, d: frozenset, nest: int) -> tuple[str, frozenset]:
+    def _pred_body(self, p: ir.Pred, d: frozenset, nest: int) -> tuple[str, frozenset, frozenset]:
         if isinstance(p, ir.ConstP):
-            return ("True" if p.value else "False"), d
-        if isinstance(p, ir.AndP):
-            word = " or " if isinstance(p, ir.OrP) else " and "
+            return ("True" if p.value else "False"), d, d
+        if isinstance(p, ir.OrP):
             codes = []
             cur = d
-            first_d = None
+            first_any = None
             for c in p.children:
-                code, cur = self.pred(c, cur, nest + 1)
-                if first_d is None:
-                    first_d = cur
+                code, c_any, _ = self.pred(c, cur, nest + 1)
+                if first_any is None:
+                    first_any = c_any
+                cur = c_any  # the next operand runs when this one was false: only its assignments
                 codes.append(code)
-            return "(" + word.join(codes) + ")", first_d or d
+            return "(" + " or ".join(codes) + ")", first_any, first_any
+        if isinstance(p, ir.AndP):
+            codes = []
+            cur = d
+            first_any = None
+            for c in p.children:
+                code, c_any, c_true = self.pred(c, cur, nest + 1)
+                if first_any is None:
+                    first_any = c_any
+                cur = c_true  # the next operand runs when this one was true
+                codes.append(code)
+            return "(" + " and ".join(codes) + ")", first_any, cur
         if isinstance(p, ir.NotP):
-            code, d2 = self.pred(p.child, d, nest + 1)
-            return f"(not {code})", d2
+            code, d2, _ = self.pred(p.child, d, nest + 1)
+            return f"(not {code})", d2, d2
         assert isinstance(p, ir.CheckP)
         return self.check(p, d)
 
     def _subfunction(self, p: ir.Pred) -> str:
         name = self.gen.fresh("_s")
         sub = FunctionGen(self.gen)
-        code, _ = sub.pred(p, frozenset(), 0)
+        code, _, _ = sub.pred(p, frozenset(), 0)
         self.gen.chunks.append(sub.render(name, [f"    return {code}"]))
         return f"{name}(evt)"
 
@@ -256,42 +279,51 @@ class FunctionGen:
         return "\n".join(head + body)
 
     # -- checks --------------------------------------------------------------------------------
-    def check(self, c: ir.CheckP, d: frozenset) -> tuple[str, frozenset]:
+    def check(self, c: ir.CheckP, d: frozenset) -> tuple[str, frozenset, frozenset]:
+        """Every check is false on a missing value, so when it is true its operands are present."""
         lf, ln, d1 = self.value_ref(c.lhs, d)
+        known = "!" + ln in d
         if c.kind == "expr":
             rf, rn, _ = self.value_ref(c.rhs, d1)
+            rknown = "!" + rn in d1
+            present = " and ".join([x for x in (None if known else f"{lf} is not None",
+                                                None if rknown else f"{rf} is not None") if x] + [""])
             if c.lhs.existential:
                 test = self._pair_test(c, "_a", rn)
-                return f"({lf} is not None and {rf} is not None and any({test} for _a in {ln}))", d1
-            return f"({lf} is not None and {rf} is not None and {self._pair_test(c, ln, rn)})", d1
-        return self.check_on(c, lf, ln), d1
+                code = f"({present}any({test} for _a in {ln}))"
+            else:
+                code = f"({present}{self._pair_test(c, ln, rn)})"
+            return code, d1, d1 | {"!" + ln, rn, "!" + rn}
+        return self.check_on(c, lf, ln, known), d1, d1 | {"!" + ln}
 
-    def check_on(self, c: ir.CheckP, first: str, x: str) -> str:
-        """The test of check `c` on the value bound as `first` (code) / `x` (name)."""
+    def check_on(self, c: ir.CheckP, first: str, x: str, known: bool = False) -> str:
+        """The test of check `c` on the value bound as `first` (code) / `x` (name); `known`: the
+        value is certainly present."""
         lhs = c.lhs
+        present = "" if known else f"{first} is not None and "
         if c.op == "exists":
-            return f"({first} is not None)"
+            return "True" if known else f"({first} is not None)"
         if lhs.existential:
             if c.kind == "values" and c.modifier is None and c.op in ("in", "intersects") and lhs.type not in IPNET:
-                return f"({first} is not None and not {self._set(c)}.isdisjoint({x}))"
+                return f"({present}not {self._set(c)}.isdisjoint({x}))"
             if c.kind == "value" and c.op == "=" and lhs.type not in IPNET:
-                return f"({first} is not None and {self.gen.value(c.rhs)} in {x})"
-            return f"({first} is not None and any(_a is not None and {self._scalar(c, '_a')} for _a in {x}))"
+                return f"({present}{self.gen.value(c.rhs)} in {x})"
+            return f"({present}any(_a is not None and {self._scalar(c, '_a')} for _a in {x}))"
         if lhs.is_list:
             s = self._set(c)
             if lhs.type in IPNET:
                 nets = self.gen.const(tuple(c.rhs))
                 fn = "all" if c.op == "in" else "any"
-                return f"({first} is not None and {fn}(_inany(_a, {nets}) for _a in {x}))"
+                return f"({present}{fn}(_inany(_a, {nets}) for _a in {x}))"
             if c.op == "in":
-                return f"({first} is not None and {s}.issuperset({x}))"
-            return f"({first} is not None and not {s}.isdisjoint({x}))"
+                return f"({present}{s}.issuperset({x}))"
+            return f"({present}not {s}.isdisjoint({x}))"
         if c.modifier is None and lhs.type not in IPNET:
             if c.kind == "value" and c.op == "=":
                 return f"({first} == {self.gen.value(c.rhs)})"
             if c.kind == "values" and c.op in ("in", "intersects"):
                 return f"({first} in {self._set(c)})"
-        return f"({first} is not None and {self._scalar(c, x)})"
+        return f"({present}{self._scalar(c, x)})"
 
     def _set(self, c: ir.CheckP) -> str:
         return self.gen.const(frozenset(c.rhs), ("set", c.key[-1]))

@@ -145,7 +145,7 @@ def _emit_function(gen: codegen.Generator, fname: str, rules: list[tuple[str, An
     d: frozenset = frozenset()
     for rname, rid, c, p in rules:
         body.append(f"    # rule {_comment(rid)}: {_comment(to_string(c.tree), 160)}")
-        code, d = fg.pred(p, d)
+        code, d, _ = fg.pred(p, d)
         if p is ir.TRUE:
             body.append(f"    return {rname}" if matching == "first" else f"    _o.append({rname})")
             if matching == "first":

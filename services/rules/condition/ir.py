@@ -34,7 +34,8 @@ class FieldVal(Expr):
 
     def __init__(self, field: Field, arg: Any, arg_text: str | None, text: str):
         existential = field.ancestors and arg_text is None
-        super().__init__(("f", field.name, arg_text), field.type, field.is_list, existential)
+        # an existential field is tested value by value, even if its owner also marked it a list
+        super().__init__(("f", field.name, arg_text), field.type, field.is_list and not existential, existential)
         self.field = field
         self.arg = arg  # parsed by field.parse_arg when the field has one
         self.text = text  # as written: proc.aname[2], evt.arg.flags
