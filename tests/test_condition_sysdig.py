@@ -89,7 +89,7 @@ CORPUS = [
 ]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _tiercel_all(path: str, conds: tuple[str, ...]) -> dict[str, list[int]]:
     """The evt.num of the events each condition selects, evaluated while the capture streams (the
     state engine updates threads and fds in place, as libsinsp does)."""
