@@ -18,25 +18,35 @@ from tiercel.pb.falco import configs_pb2, configs_pb2_grpc, rules_pb2, rules_pb2
 GOOD = """
 - rule: Tiercel API test rule
   desc: a rule put through the gRPC API
-  condition: evt.type = openat and proc.name = tiercel-test
-  output: test (proc=%proc.name)
+  condition: ka.verb = create and ka.target.resource = pods and ka.user.name = tiercel-test
+  output: test (user=%ka.user.name)
   priority: WARNING
+  source: k8s_audit
   tags: [api_test]
 """
 BAD = """
 - rule: Broken
   desc: does not compile
-  condition: evt.type = openat and and
+  condition: evt.type = = openat
   output: x
   priority: WARNING
 """
 
 
+SEED = """
+- list: api_test_users
+  items: [tiercel-test]
+"""
+
+
 @contextlib.asynccontextmanager
-async def rules_worker(url: str):
+async def rules_worker(url: str, workdir):
     from tiercel.rules.service import RulesService
 
-    svc = RulesService(Config({"nats.url": url, "metrics.enabled": False}))
+    seed = workdir / "seed_rules.yaml"
+    seed.write_text(SEED)
+    svc = RulesService(Config({"nats.url": url, "metrics.enabled": False, "rules_files": [str(seed)],
+                               "state_dir": str(workdir / "rules-state")}))
     stop = asyncio.Event()
     task = asyncio.create_task(svc.run(stop))
     try:
@@ -72,7 +82,7 @@ def rules_service_works() -> bool:
                     "(tiercel.rules.condition is incomplete); test_control_contract covers the API side")
 async def test_rules_and_configs_through_the_real_rules_service(nats_broker, tmp_path):
     cfg = apikit.api_config(nats_broker.url, tmp_path / "t.sock")
-    async with apikit.running_api(cfg) as api, rules_worker(nats_broker.url) as svc:
+    async with apikit.running_api(cfg) as api, rules_worker(nats_broker.url, tmp_path) as svc:
         await exercise(api, svc.instance)
 
 
@@ -179,7 +189,7 @@ async def test_no_rules_service_is_unavailable_not_a_hang(nats_broker, tmp_path)
 # ------------------------------------------------------------------------------------------------
 # A control-plane responder written from docs/bus.md ("Control request and reply"), in memory.
 # It is a real NATS responder (queue group tiercel-ctl); what it decides is scripted: a file whose
-# condition contains "and and" is refused with a Falco load result shaped as the doc says.
+# condition contains "= =" is refused with a Falco load result shaped as the doc says.
 # ------------------------------------------------------------------------------------------------
 
 
@@ -198,7 +208,7 @@ async def contract_responder(url: str):
                  "config_revision": state["config_rev"], "state": "ready", "age_s": 0.1}]
 
     def load_result(name, content):
-        ok = "and and" not in content
+        ok = "= =" not in content
         err = {"code": "LOAD_ERR_COMPILE_CONDITION", "codedesc": "Error compiling condition",
                "message": "unexpected token after 'and'",
                "context": {"locations": [
@@ -312,3 +322,41 @@ async def contract_responder(url: str):
         yield instance
     finally:
         await nc.close()
+
+
+def event_model_on_the_bus() -> bool:
+    from tiercel.common import event
+
+    return hasattr(event, "encode_event") and hasattr(event, "decode_events")
+
+
+@pytest.mark.skipif(not rules_service_works() or not event_model_on_the_bus(),
+                    reason="needs the rules worker and the event model's wire form (encode_event/decode_events)")
+async def test_k8s_audit_event_sent_through_inputs_raises_the_alert_on_sub(nats_broker, tmp_path):
+    """End to end: inputs -> events stream -> rules worker -> alerts stream -> sub."""
+    import json
+
+    from tests.test_api_inputs import AUDIT
+    from tests.test_api_outputs import Sub, subscribed, wait_for
+    from tiercel.pb.falco import inputs_pb2, inputs_pb2_grpc, outputs_pb2
+
+    rules = tmp_path / "k8s_rules.yaml"
+    rules.write_text(GOOD)
+    cfg = apikit.api_config(nats_broker.url, tmp_path / "t.sock")
+    async with apikit.running_api(cfg) as api, rules_worker(nats_broker.url, tmp_path) as svc:
+        ch = grpc.aio.insecure_channel(api.target("unix"))
+        await until(lambda: rules_pb2_grpc.serviceStub(ch).put(
+            rules_pb2.put_request(name="k8s_rules.yaml", content=GOOD), timeout=20))
+        await wait_for(lambda: svc.state == "ready", timeout=30, what="the rules worker")
+        s = Sub(ch, outputs_pb2.request(rules=["Tiercel API test rule"]))
+        await wait_for(subscribed(api, 1), what="subscriber")
+        event = dict(AUDIT, user={"username": "tiercel-test"},
+                     objectRef={"resource": "pods", "namespace": "default", "name": "x"})
+        acks = [a async for a in inputs_pb2_grpc.serviceStub(ch).send(
+            iter([inputs_pb2.event(id="e1", source="k8s_audit", json=json.dumps(event))]))]
+        assert acks[0].accepted, acks[0].error
+        (alert,) = await s.read(1, timeout=30)
+        assert alert.rule == "Tiercel API test rule" and alert.source == "k8s_audit"
+        assert alert.hostname == "test-host:inputs" and "tiercel-test" in alert.output
+        s.cancel()
+        await ch.close()
