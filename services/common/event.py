@@ -43,6 +43,7 @@ class FdInfo:
         "connected",  # connected socket
         "pid",        # owning process pid (for snapshots)
         "usrc", "udst",  # unix sockets: kernel pointers of the two ends (0 unknown)
+        "role",       # sockets: "client", "server", or "" while neither (libsinsp's role)
     )
 
     def __init__(self, num: int = -1, type: str = "", name: str = "", **kw: Any):
@@ -64,6 +65,7 @@ class FdInfo:
         self.pid = kw.pop("pid", 0)
         self.usrc = kw.pop("usrc", 0)
         self.udst = kw.pop("udst", 0)
+        self.role = kw.pop("role", "server" if self.is_server else "")
         if kw:
             raise TypeError(f"unknown FdInfo attributes: {', '.join(kw)}")
 
@@ -103,6 +105,13 @@ class ThreadInfo:
         "dead",      # the thread exited (kept briefly for reparenting)
         "root",      # root directory (chroot)
         "pgid",      # process group id, -1 unknown
+        "homedir", "shell",  # of the user (user.homedir, user.shell), None when unknown
+        "main",      # ThreadInfo of the process leader (tid == pid); itself for a leader
+        "container",  # dict of the container's metadata (name, image, ...) or None
+        # state-engine scratch (not carried in snapshots):
+        "lastevent_fd",    # fd of the last enter event (libsinsp's m_lastevent_fd)
+        "lastevent_code",  # code of the last enter event, -1 after its exit
+        "lastevent",       # the last enter event (old captures split params across enter/exit)
     )
 
     def __init__(self, tid: int, pid: int | None = None, ptid: int = 0, **kw: Any):
@@ -154,6 +163,13 @@ class ThreadInfo:
         self.dead = kw.pop("dead", False)
         self.root = kw.pop("root", "")
         self.pgid = kw.pop("pgid", -1)
+        self.homedir = kw.pop("homedir", None)
+        self.shell = kw.pop("shell", None)
+        self.main = kw.pop("main", None)
+        self.container = kw.pop("container", None)
+        self.lastevent_fd = -1
+        self.lastevent_code = -1
+        self.lastevent = None
         if kw:
             raise TypeError(f"unknown ThreadInfo attributes: {', '.join(kw)}")
 
@@ -191,6 +207,9 @@ class Event:
         "seq",      # per-host sequence number on the bus (0 before publishing)
         "extra",    # dict of state-engine facts for fields with no better home, or None
         "dump_flags",  # .scap EVF dump flags (1 = state only: keep state, hide from the user)
+        "fdrel",    # the event creates, uses or destroys an fd (fd.* fields apply)
+        "fd_name_changed",  # this event changed its fd's name (fd.name_changed)
+        "latency",  # exit events: ns since the matching enter event, 0 unknown
     )
 
     def __init__(self, num: int, ts: int, tid: int, code: int, params: list[Any] | None = None, *,
@@ -210,6 +229,9 @@ class Event:
         self.seq = 0
         self.extra: dict[str, Any] | None = None
         self.dump_flags = 0
+        self.fdrel = False
+        self.fd_name_changed = False
+        self.latency = 0
 
     @property
     def is_enter(self) -> bool:

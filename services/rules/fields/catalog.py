@@ -147,6 +147,7 @@ _BUILTIN = (
     "tiercel.rules.fields.json",
     "tiercel.rules.fields.k8saudit",
     "tiercel.api.alertfields",
+    "tiercel.rules.fields.syscall",
 )
 _loaded = False
 
