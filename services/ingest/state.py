@@ -1064,7 +1064,16 @@ class StateEngine:
                 "image": c.get("image"), "imageid": c.get("imageid"), "imagerepo": c.get("imagerepo"),
                 "imagetag": c.get("imagetag"), "imagedigest": c.get("imagedigest"),
                 "type": _CONTAINER_TYPES.get(c.get("type"), c.get("type")),
-                "privileged": c.get("privileged")}
+                "privileged": c.get("privileged"), "labels": c.get("labels") if isinstance(c.get("labels"), dict)
+                else {}, "ip": c.get("ip"), "cni_json": c.get("cni_json"),
+                "healthcheck": (c.get("Healthcheck") or {}).get("exe") if isinstance(c.get("Healthcheck"), dict)
+                else None,
+                "mounts": [(str(m.get("Source", "")), str(m.get("Destination", "")), str(m.get("Mode", "")),
+                            str(bool(m.get("RW"))).lower(), str(m.get("Propagation", "")))
+                           for m in c.get("Mounts") or [] if isinstance(m, dict)],
+                "mounts_text": ",".join(f"{m.get('Source')}:{m.get('Destination')}:{m.get('Mode')}:"
+                                        f"{str(m.get('RW')).lower()}:{m.get('Propagation')}"
+                                        for m in c.get("Mounts") or [] if isinstance(m, dict)) or None}
         self.containers[cid] = info
         for th in self.threads.values():
             if th.container_id == cid:

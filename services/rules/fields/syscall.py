@@ -661,6 +661,59 @@ def _container_attr(key: str, host_value: Any = None):
     return f
 
 
+def _container_label(e: Event, a=None):
+    t = e.thread
+    if t is None or not t.container or a is None:
+        return None
+    labels = t.container.get("labels") or {}
+    v = labels.get(a)
+    return v if isinstance(v, str) else None
+
+
+def _container_labels(e: Event, a=None):
+    t = e.thread
+    if t is None or not t.container:
+        return None
+    labels = t.container.get("labels") or {}
+    return ", ".join(f"{k}:{v}" for k, v in labels.items()) or None
+
+
+def _mount_field(idx: int | None):
+    """container.mount*[arg]: arg is a mount index, or a path matched against the mount's source
+    (dest for container.mount.source)."""
+    def f(e: Event, a=None):
+        t = e.thread
+        if t is None or not t.container or a is None:
+            return None
+        mounts = t.container.get("mounts") or []
+        m = None
+        if isinstance(a, int) or (isinstance(a, str) and a.isdigit()):
+            i = int(a)
+            m = mounts[i] if i < len(mounts) else None
+        else:
+            key = 1 if idx == 0 else 0
+            m = next((x for x in mounts if x[key] == a or _glob(a, x[key])), None)
+        if m is None:
+            return None
+        return ":".join(m) if idx is None else m[idx]
+    return f
+
+
+def _glob(pat: str, s: str) -> bool:
+    import fnmatch
+    return any(c in pat for c in "*?[") and fnmatch.fnmatchcase(s, pat)
+
+
+def _k8s_label(label: str):
+    def f(e: Event, a=None):
+        t = e.thread
+        if t is None or not t.container:
+            return None
+        v = (t.container.get("labels") or {}).get(label)
+        return v if isinstance(v, str) else None
+    return f
+
+
 # --- fd.* -------------------------------------------------------------------------------------
 
 _NULL_TYPECHAR: dict[str, str] = {}
@@ -1166,6 +1219,36 @@ def _register_all() -> None:
     r("container.start_ts", ABST, "container start time",
       lambda e, a=None: (e.thread.pidns_init_start_ts or None) if e.thread is not None and e.thread.container_id else None)
 
+    r("container.label", S, "one container label", _container_label, arg="required", arg_kind="key")
+    r("container.labels", S, "all container labels as key:value, comma separated", _container_labels)
+    r("container.mounts", S, "container mounts", _container_attr("mounts_text"))
+    r("container.ip", S, "container IP", _container_attr("ip"))
+    r("container.mount", S, "a mount by index or source: source:dest:mode:rw:propagation",
+      _mount_field(None), arg="required", arg_kind="key")
+    for sub, idx in (("source", 0), ("dest", 1), ("mode", 2), ("rdwr", 3), ("propagation", 4)):
+        r(f"container.mount.{sub}", S, f"the {sub} of a mount (by index, or by source/dest path)",
+          _mount_field(idx), arg="required", arg_kind="key")
+    r("container.info", S, "deprecated: nothing", lambda e, a=None: None, deprecated=True)
+    r("container.cni.json", S, "container CNI result", _container_attr("cni_json"))
+    r("container.healthcheck", S, "container healthcheck command", _container_attr("healthcheck"))
+    r("container.liveness_probe", S, "container liveness probe", _container_attr("liveness_probe"))
+    r("container.readiness_probe", S, "container readiness probe", _container_attr("readiness_probe"))
+    r("container.duration", RELT, "ns since the container started",
+      lambda e, a=None: (e.ts - e.thread.pidns_init_start_ts) if e.thread is not None and e.thread.container_id
+      and e.thread.pidns_init_start_ts else None)
+    # k8s, from the container runtime's pod labels
+    for kname, label in (("k8s.pod.name", "io.kubernetes.pod.name"), ("k8s.ns.name", "io.kubernetes.pod.namespace"),
+                         ("k8s.pod.id", "io.kubernetes.pod.uid"), ("k8s.pod.uid", "io.kubernetes.pod.uid"),
+                         ("k8s.pod.sandbox_id", "io.kubernetes.sandbox.id")):
+        r(kname, S, f"Kubernetes {kname[4:]} from the pod labels", _k8s_label(label))
+    r("k8s.pod.label", S, "one pod label", _container_label, arg="required", arg_kind="key")
+    r("k8s.pod.labels", S, "all pod labels", _container_labels)
+    for kname in ("k8s.pod.ip", "k8s.pod.cni.json", "k8s.pod.full_sandbox_id", "k8s.ns.id", "k8s.rc.name",
+                  "k8s.rc.id", "k8s.svc.name", "k8s.svc.id", "k8s.rs.name", "k8s.rs.id", "k8s.deployment.name",
+                  "k8s.deployment.id"):
+        r(kname, S, f"Kubernetes {kname[4:]} (needs the k8s metadata service: missing here)",
+          lambda e, a=None: None)
+
     # fd
     r("fd.num", I64, "the fd number", _fd_num)
     r("fd.type", S, "fd type: file, directory, ipv4, ipv6, unix, pipe, ...", _fd_type)
@@ -1174,12 +1257,12 @@ def _register_all() -> None:
     r("fd.nameraw", S, "the path as the process passed it", _fd_nameraw)
     r("fd.directory", S, "directory of a file fd", _fd_directory)
     r("fd.filename", S, "base name of a file fd", _fd_filename)
-    r("fd.ip", IP, "client or server IP", _fd_ips, filter_only=True, is_list=True, ancestors=True)
+    r("fd.ip", IP, "client or server IP", _fd_ips, filter_only=True, ancestors=True)
     r("fd.cip", IP, "client IP", _fd_cip)
     r("fd.sip", IP, "server IP", _fd_sip)
     r("fd.lip", IP, "local IP", _fd_lip)
     r("fd.rip", IP, "remote IP", _fd_rip)
-    r("fd.port", PORT, "client or server port", _fd_ports, filter_only=True, is_list=True, ancestors=True)
+    r("fd.port", PORT, "client or server port", _fd_ports, filter_only=True, ancestors=True)
     r("fd.cport", PORT, "client port", _fd_cport)
     r("fd.sport", PORT, "server port", _fd_sport)
     r("fd.lport", PORT, "local port", _fd_lport)
@@ -1190,8 +1273,7 @@ def _register_all() -> None:
     r("fd.uid", S, "container id and fd number", _fd_uid)
     r("fd.containername", S, "container id and fd name", _fd_containername)
     r("fd.containerdirectory", S, "container id and fd directory", _fd_containerdirectory)
-    r("fd.net", NET, "client or server IP, for a CIDR test", _fd_ips, filter_only=True, is_list=True,
-      ancestors=True)
+    r("fd.net", NET, "client or server IP, for a CIDR test", _fd_ips, filter_only=True, ancestors=True)
     r("fd.cnet", NET, "client IP, for a CIDR test", _fd_cip, filter_only=True)
     r("fd.snet", NET, "server IP, for a CIDR test", _fd_sip, filter_only=True)
     r("fd.lnet", NET, "local IP, for a CIDR test", _fd_lip, filter_only=True)
