@@ -36,20 +36,18 @@ class AuditEvent:
     complete: bool = False  # ended by EOE (False: by timeout or eviction)
     _fields: dict[int, list[dict[str, bytes]]] | None = None
 
-    def _parsed(self) -> dict[int, list[dict[str, bytes]]]:
-        if self._fields is None:
-            out: dict[int, list[dict[str, bytes]]] = {}
-            for t, body in self.records:
-                if t != nl.AUDIT_EOE:
-                    out.setdefault(t, []).append(parse_fields(body))
-            self._fields = out
-        return self._fields
-
     def all(self, rtype: int) -> list[dict[str, bytes]]:
-        return self._parsed().get(rtype, [])
+        """The parsed fields of every record of this type (parsed on first use, per type)."""
+        cache = self._fields
+        if cache is None:
+            cache = self._fields = {}
+        got = cache.get(rtype)
+        if got is None:
+            got = cache[rtype] = [parse_fields(body) for t, body in self.records if t == rtype]
+        return got
 
     def first(self, rtype: int) -> dict[str, bytes] | None:
-        recs = self._parsed().get(rtype)
+        recs = self.all(rtype)
         return recs[0] if recs else None
 
     @property

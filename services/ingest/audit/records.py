@@ -28,11 +28,32 @@ def parse_stamp(payload: bytes) -> tuple[int, int, int]:
     return int(sec) * 1_000_000_000 + frac_ns, int(serial), m.end()
 
 
+_KEYS: dict[bytes, str] = {}
+
+
 def parse_fields(body: bytes) -> dict[str, bytes]:
-    """Raw field tokens of a record body, in order; a repeated key keeps the first value."""
-    out: dict[str, bytes] = {}
-    for k, v in _FIELD.findall(body):
-        key = k.decode("ascii", "replace")
+    """Raw field tokens of a record body, in order; a repeated key keeps the first value.
+
+    The kernel hex-encodes every untrusted string holding a space or a quote, so tokens split
+    on spaces; only user-space messages (`msg='...'`) need the slower quoted parse."""
+    if b"'" in body:
+        out: dict[str, bytes] = {}
+        for k, v in _FIELD.findall(body):
+            key = k.decode("ascii", "replace")
+            if key not in out:
+                out[key] = v
+        return out
+    out = {}
+    keys = _KEYS
+    for tok in body.split():
+        k, sep, v = tok.partition(b"=")
+        if not sep:
+            continue
+        key = keys.get(k)
+        if key is None:
+            key = k.decode("ascii", "replace")
+            if len(keys) < 4096:
+                keys[k] = key
         if key not in out:
             out[key] = v
     return out
