@@ -29,8 +29,26 @@ from tiercel.common import bus
 log = logging.getLogger("tiercel.api")
 
 DROP_REASON = "queue_full"
+_NO_FIELDS: dict = {}
 # A replay reads the stream in fetches of this many messages.
 REPLAY_FETCH = 512
+
+
+def stream_seq(reply: str | None) -> int:
+    """The stream sequence in a JetStream delivery's reply subject, without building the whole
+    metadata object: `$JS.ACK.<stream>.<consumer>.<delivered>.<sseq>.<cseq>.<ts>.<pending>`, or the
+    12-token form `$JS.ACK.<domain>.<account hash>.<stream>.<consumer>.<delivered>.<sseq>...`."""
+    if not reply:
+        return 0
+    t = reply.split(".")
+    try:
+        if len(t) == 9:
+            return int(t[5])
+        if len(t) >= 11:
+            return int(t[7])
+    except ValueError:
+        pass
+    return 0
 
 
 class Subscriber:
@@ -166,11 +184,7 @@ class AlertHub:
     # -- the live feed --------------------------------------------------------------------------
 
     async def _on_msg(self, msg: Any) -> None:
-        try:
-            seq = msg.metadata.sequence.stream
-        except Exception:
-            seq = 0
-        self.dispatch(msg.data, msg.headers, seq)
+        self.dispatch(msg.data, msg.headers, stream_seq(msg.reply))
 
     def dispatch(self, body: bytes, headers: dict[str, str] | None, seq: int) -> Alert | None:
         """Decode one alert message and offer it to every subscriber (sans-IO core of the hub)."""
@@ -190,6 +204,9 @@ class AlertHub:
             self._remember(a.id, seq)
         for s in self.subscribers.values():
             s.offer(a)
+        # Filters have seen the decoded JSON; queues only need the serialized response. Dropping
+        # the dict here divides the memory of a queued alert by about three.
+        a.fields = _NO_FIELDS
         return a
 
     def _remember(self, alert_id: str, seq: int) -> None:

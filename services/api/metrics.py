@@ -17,20 +17,17 @@ log = logging.getLogger("tiercel.api")
 
 
 class ApiMetrics:
-    """Counters the hub cannot derive from its subscribers (calls, departed subscribers)."""
+    """Counters the hub cannot derive from its live subscribers (departed ones), and inputs."""
 
     def __init__(self) -> None:
         self.hub: Any = None
-        self.calls: collections.Counter[tuple[str, str]] = collections.Counter()  # (method, code)
+        self.inputs: Any = None
         self.sent_departed = 0
         self.dropped_departed = 0
 
     def forget(self, s: Any) -> None:
         self.sent_departed += s.sent
         self.dropped_departed += s.dropped_total
-
-    def call(self, method: str, code: str) -> None:
-        self.calls[(method, code)] += 1
 
     def collect(self):
         hub = self.hub
@@ -65,11 +62,11 @@ class ApiMetrics:
         yield per
         yield depth
         yield sent
-        calls = CounterMetricFamily("tiercel_api_calls", "Finished gRPC calls by method and status code.",
-                                    labels=["method", "code"])
-        for (m, c), n in self.calls.items():
-            calls.add_metric([m, c], n)
-        yield calls
+        if self.inputs is not None:
+            yield CounterMetricFamily("tiercel_api_inputs_accepted", "Events accepted through falco.inputs.",
+                                      value=self.inputs.accepted)
+            yield CounterMetricFamily("tiercel_api_inputs_rejected", "Messages rejected by falco.inputs.",
+                                      value=self.inputs.rejected)
 
 
 def serve(metrics: ApiMetrics, address: str, port: int) -> Any:

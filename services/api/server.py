@@ -72,6 +72,7 @@ class ApiServer:
         ])
         ctl = control.ControlClient(self.nc, self.control_timeout)
         self.inputs = inputs.InputsService(self.js, self.auth, self.host, cfg.state_dir, cfg["k8s_audit.max_event"])
+        self.metrics.inputs = self.inputs
         self.server.add_generic_rpc_handlers((
             self.inputs.handlers(),
             outputs.OutputsService(self.hub, cfg["grpc.subscriber_queue"]).handlers(),
