@@ -107,11 +107,11 @@ class Reference:
             return self.cmp("=" if op in ("in", "intersects") else op, t, lhs, rhs)
         texts = c.right.values if isinstance(c.right, n.ListValue) else (c.right.value,)
         values = [parse_value(x, t, op) for x in texts]
-        if is_list:
+        if is_list and op in ("in", "intersects") and not c.modifier:
             if op == "in":
                 return set(lhs) <= set(values)
             return bool(set(lhs) & set(values))
-        if existential:
+        if existential or is_list:
             return any(a is not None and self.scalar(c, op, t, a, values) for a in lhs)
         return self.scalar(c, op, t, lhs, values)
 

@@ -130,9 +130,11 @@ def _typed_check(draw):
     if kind == "net":
         return f"t.net {draw(st.sampled_from(['=', '!=']))} {draw(st.sampled_from(['10.0.0.0/8', '10.0.0.0/31']))}"
     if kind == "list":
-        op = draw(st.sampled_from(["in", "intersects", "exists"]))
+        op = draw(st.sampled_from(["in", "intersects", "exists", "=", "!=", "startswith"]))
         if op == "exists":
             return "t.list exists"
+        if op in ("=", "!=", "startswith"):
+            return f"t.list {op} {draw(st.sampled_from(LIST_POOL))}"
         return f"t.list {op} ({', '.join(draw(st.lists(st.sampled_from(LIST_POOL), max_size=3)))})"
     if kind == "anc":
         op = draw(st.sampled_from(["=", "!=", "in", "startswith", "exists"]))

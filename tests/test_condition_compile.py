@@ -128,6 +128,11 @@ def err(cond: str) -> CompileError:
     ("t.list intersects (y, z)", {"list": ["a", "b"]}, False),
     ("t.list exists", {"list": ["a"]}, True),
     ("t.list exists", {"list": []}, False),
+    # other operators on a list field: some element matches (older Falco accepted them)
+    ("t.list = b", {"list": ["a", "b"]}, True),
+    ("t.list contains x", {"list": ["a", "b"]}, False),
+    ("t.list startswith b", {"list": ["a", "bc"]}, True),
+    ("t.list != a", {"list": ["a"]}, False),
     ("t.list intersects (a)", {"list": []}, False),
     ("not t.list intersects (a)", {"list": []}, True),
     # modifiers (Falco 0.44)
@@ -240,7 +245,7 @@ def test_short_circuit_and_order():
     ("t.u32 contains 5", "filter error: 'contains' operator not supported for numeric filters"),
     ("t.str bcontains 00", "filter error: 'bcontains' operator not supported for string filters"),
     ("t.bool < 1", "filter error: '<' operator not supported for boolean filters"),
-    ("t.list = a", "filter error: '=' operator not supported for list filters"),
+    ("t.list bcontains 00", "filter error: 'bcontains' operator not supported for list filters"),
     ("t.ip contains 1", "filter error: 'contains' operator not supported for IP address filters"),
     ("t.u32 = 0x10", "0x10 is not a valid number"),
     ("t.u32 = abc", "abc is not a valid number"),

@@ -155,8 +155,11 @@ def type_category(t: str, is_list: bool = False) -> str:
 
 
 def allowed_ops(t: str, is_list: bool) -> frozenset[str]:
+    """Operators a field type accepts. A list field takes `in` (subset), `intersects`, `exists`,
+    and, as the Falco of the conformance corpus accepted (`ka.req.role.rules.resources contains
+    "pods/exec"`), its element type's operators, true when some element matches."""
     if is_list:
-        return _LIST_OPS
+        return _LIST_OPS | allowed_ops(t, False)
     if t in NUMERIC:
         return _NUM_OPS
     if t in BOOL:

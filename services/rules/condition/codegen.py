@@ -303,13 +303,7 @@ class FunctionGen:
         present = "" if known else f"{first} is not None and "
         if c.op == "exists":
             return "True" if known else f"({first} is not None)"
-        if lhs.existential:
-            if c.kind == "values" and c.modifier is None and c.op in ("in", "intersects") and lhs.type not in IPNET:
-                return f"({present}not {self._set(c)}.isdisjoint({x}))"
-            if c.kind == "value" and c.op == "=" and lhs.type not in IPNET:
-                return f"({present}{self.gen.value(c.rhs)} in {x})"
-            return f"({present}any(_a is not None and {self._scalar(c, '_a')} for _a in {x}))"
-        if lhs.is_list:
+        if lhs.is_list and c.modifier is None and c.op in ("in", "intersects"):
             s = self._set(c)
             if lhs.type in IPNET:
                 nets = self.gen.const(tuple(c.rhs))
@@ -318,6 +312,12 @@ class FunctionGen:
             if c.op == "in":
                 return f"({present}{s}.issuperset({x}))"
             return f"({present}not {s}.isdisjoint({x}))"
+        if lhs.existential or lhs.is_list:  # some value (ancestor, element) matches
+            if c.kind == "values" and c.modifier is None and c.op in ("in", "intersects") and lhs.type not in IPNET:
+                return f"({present}not {self._set(c)}.isdisjoint({x}))"
+            if c.kind == "value" and c.op == "=" and lhs.type not in IPNET:
+                return f"({present}{self.gen.value(c.rhs)} in {x})"
+            return f"({present}any(_a is not None and {self._scalar(c, '_a')} for _a in {x}))"
         if c.modifier is None and lhs.type not in IPNET:
             if c.kind == "value" and c.op == "=":
                 return f"({first} == {self.gen.value(c.rhs)})"
