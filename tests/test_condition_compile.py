@@ -457,3 +457,21 @@ def test_output_errors(fmt, message):
     assert message in e.value.message
     if "unknown" in message:
         assert e.value.is_unknown
+
+
+def test_builtin_per_code_values_of_evt_type_and_evt_dir():
+    from tiercel.common import eventtable as et
+    from tiercel.rules.condition.evttypes import per_code_of
+    from tiercel.rules.fields.catalog import VARIES, Field
+
+    def nothing(evt, arg):
+        return None
+
+    evt_type = per_code_of(Field("evt.type", "CHARBUF", "", "syscall", nothing))
+    assert evt_type(et.PPME["PPME_SYSCALL_OPENAT_2_X"]) == "openat"
+    assert evt_type(et.PPME_GENERIC_X) is VARIES
+    evt_dir = per_code_of(Field("evt.dir", "CHARBUF", "", "syscall", nothing))
+    assert (evt_dir(2), evt_dir(3)) == (">", "<")
+    assert per_code_of(Field("evt.type", "CHARBUF", "", "k8s_audit", nothing)) is None
+    own = Field("x.y", "CHARBUF", "", "syscall", nothing, per_code=lambda c: "z")
+    assert per_code_of(own)(5) == "z"

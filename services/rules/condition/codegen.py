@@ -31,6 +31,7 @@ from typing import Any
 
 from tiercel.rules.condition import ir
 from tiercel.rules.condition import runtime as rt
+from tiercel.rules.condition.evttypes import per_code_of
 from tiercel.rules.fields.catalog import IPNET, VARIES, Field
 
 MAX_NEST = 40
@@ -437,9 +438,14 @@ def foldable_fields(p: ir.Pred) -> list[Field]:
     out: dict[int, Field] = {}
     for n in ir.walk_preds(p):
         if isinstance(n, ir.CheckP) and n.kind != "expr" and isinstance(n.lhs, ir.FieldVal) \
-                and n.lhs.field.per_code is not None and n.lhs.arg is None and not n.lhs.existential:
+                and per_code_of(n.lhs.field) is not None and n.lhs.arg is None and not n.lhs.existential:
             out[id(n.lhs.field)] = n.lhs.field
     return list(out.values())
+
+
+def per_code_values(fields: list[Field], code: int) -> dict[int, Any]:
+    """id(field) -> the field's value for the event code (or VARIES)."""
+    return {id(f): per_code_of(f)(code) for f in fields}
 
 
 class Folder:

@@ -90,7 +90,7 @@ def build_evaluator(source: str, rules: Iterable[tuple[Any, Node | Checked, Iter
         for i in by_code[code]:
             fs = per_rule_fields[i]
             if fs:
-                values = {id(f): f.per_code(code) for f in fs}
+                values = codegen.per_code_values(fs, code)
                 sig = (i, tuple(values[id(f)] for f in fs))
                 p = fold_cache.get(sig)
                 if p is None:
@@ -173,7 +173,7 @@ def generate_evaluator(rules: Sequence[tuple[Any, Checked]], first: bool = True,
         p = c.pred
         fs = codegen.foldable_fields(p) if code is not None else []
         if fs:
-            p = folder.fold(p, {id(f): f.per_code(code) for f in fs})
+            p = folder.fold(p, codegen.per_code_values(fs, code))
         if p is ir.FALSE:
             continue
         gen.globals[f"_r{i}"] = (obj,) if first else obj

@@ -87,6 +87,33 @@ def event_names(codes: frozenset[int] | None, source: str = "syscall") -> list[s
     return sorted(names)
 
 
+def _evt_type_of_code(code: int):
+    from tiercel.rules.fields.catalog import VARIES
+
+    if code == et.PPME_GENERIC_E or code == et.PPME_GENERIC_X:
+        return VARIES  # the syscall id parameter names it
+    info = et.info(code)
+    return info.name if info is not None else None
+
+
+def _evt_dir_of_code(code: int) -> str:
+    return ">" if code & 1 == 0 else "<"
+
+
+# The compiler knows what the event code fixes for these fields, as libsinsp does for evt.type,
+# whatever their extractor (a field's own `per_code` wins).
+BUILTIN_PER_CODE = {"evt.type": _evt_type_of_code, "evt.dir": _evt_dir_of_code}
+
+
+def per_code_of(field) -> object:
+    """The per-code value function of a catalog field, or None."""
+    if field.per_code is not None:
+        return field.per_code
+    if field.source == "syscall":
+        return BUILTIN_PER_CODE.get(field.name)
+    return None
+
+
 def event_codes(tree: Node, evtnum_folding: bool = False) -> frozenset[int]:
     """The set of event codes a condition can match (§4.2)."""
     return _codes(tree, False, evtnum_folding)
