@@ -112,6 +112,8 @@ class ThreadInfo:
         "lastevent_fd",    # fd of the last enter event (libsinsp's m_lastevent_fd)
         "lastevent_code",  # code of the last enter event, -1 after its exit
         "lastevent",       # the last enter event (old captures split params across enter/exit)
+        "version",   # bumped by the state engine on every change (wire snapshots are per version)
+        "nfds",      # snapshots: the size of the fd table they were taken from (else None)
     )
 
     def __init__(self, tid: int, pid: int | None = None, ptid: int = 0, **kw: Any):
@@ -170,6 +172,8 @@ class ThreadInfo:
         self.lastevent_fd = -1
         self.lastevent_code = -1
         self.lastevent = None
+        self.version = 0
+        self.nfds = None
         if kw:
             raise TypeError(f"unknown ThreadInfo attributes: {', '.join(kw)}")
 
@@ -243,3 +247,13 @@ class Event:
 
     def __repr__(self) -> str:
         return f"Event(num={self.num}, code={self.code}, tid={self.tid}, source={self.source!r})"
+
+
+def __getattr__(name: str) -> Any:
+    """The wire codec lives in `tiercel.common.wire`; its entry points are offered here too."""
+    if name in ("encode_events", "encode_event", "decode_events"):
+        from tiercel.common import wire
+
+        return getattr(wire, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+

@@ -367,6 +367,7 @@ class StateEngine:
         if self._pending_close is not None:
             pt, pfd = self._pending_close
             pt.fds.pop(pfd, None)
+            pt.version += 1
             self._pending_close = None
         code = ev.code
         try:
@@ -386,6 +387,7 @@ class StateEngine:
                 self._pid_refs(ev, self._pid_params[code])
             if t is not None and self._vm_params[code]:
                 self._vm_update(ev, t, self._vm_params[code])
+                t.version += 1
             return ev
         if t is None:
             if handler is self._on_clone_exit or handler is self._on_procexit:
@@ -429,12 +431,15 @@ class StateEngine:
             handler(ev, t)
             if fdrel and t is not None and not is_enter:
                 ev.fdnum = t.lastevent_fd
+            if t is not None:
+                t.version += 1
         pids = self._pid_params[code]
         if pids:
             self._pid_refs(ev, pids)
         vm = self._vm_params[code]
         if vm and t is not None:
             self._vm_update(ev, t, vm)
+            t.version += 1
         return ev
 
     @staticmethod
@@ -447,6 +452,7 @@ class StateEngine:
         for i, attr in vm:
             if i < n and type(p[i]) is int:
                 setattr(m if attr[0] == "v" else t, attr, p[i])
+        m.version += 1
 
     def _pid_refs(self, ev: Event, idxs: tuple[int, ...]) -> None:
         """Record the comm of the threads PID parameters name (`ptid=3200(bash)`), since the
@@ -914,6 +920,7 @@ class StateEngine:
     def _set_cwd(self, t: ThreadInfo, cwd: str) -> None:
         m = t.main if t.main is not None else t
         m.cwd = _with_slash(cwd)
+        m.version += 1
         if m is not t:
             t.cwd = m.cwd
 
@@ -1039,6 +1046,7 @@ class StateEngine:
         for c in children:
             c.ptid = new.tid if new is not None else 1
             c.parent = new
+            c.version += 1
 
     def _remove_thread(self, tid: int) -> None:
         t = self.threads.get(tid)
@@ -1078,6 +1086,7 @@ class StateEngine:
         for th in self.threads.values():
             if th.container_id == cid:
                 th.container = info
+                th.version += 1
 
     # -- live seeding ----------------------------------------------------------------------
 

@@ -51,8 +51,8 @@ def workload(n_events: int) -> tuple[list[list[Any]], int]:
         if i % MATCH_EVERY == MATCH_EVERY - 1:
             _make_match(evt, FdInfo)
             matching += 1
-    wire = encode_events(events)
-    return [wire[i:i + BATCH] for i in range(0, len(wire), BATCH)], matching
+    # one encode_events call per batch: thread snapshots are shared within a batch only
+    return [encode_events(events[i:i + BATCH]) for i in range(0, len(events), BATCH)], matching
 
 
 def _make_match(evt: Any, FdInfo: Any) -> None:

@@ -40,13 +40,26 @@ def fd_typechar(f: FdInfo) -> str:
     return TYPECHARS.get(f.type, "o")
 
 
-def _resolved_fd(ev: Event, fd: int) -> str:
+def fd_lookup(ev: Event, fd: int) -> FdInfo | None:
+    """An fd of the event's thread as the state engine saw it: the live table, or for an event
+    decoded from the bus, the snapshots it carries."""
     t = ev.thread
+    if t is None:
+        return None
+    f = t.fds.get(fd)
+    if f is None:
+        x = ev.extra
+        if x is not None and "fds" in x:
+            f = x["fds"].get(fd)
+        if f is None and fd == ev.fdnum:
+            f = ev.fd
+    return f
+
+
+def _resolved_fd(ev: Event, fd: int) -> str:
     if fd < 0:
         return et.errno_name(-fd) or ""
-    if t is None:
-        return ""
-    f = t.fds.get(fd)
+    f = fd_lookup(ev, fd)
     if f is None:
         return ""
     l4 = ""
@@ -189,7 +202,7 @@ def render_value(ev: Event, p: et.ParamInfo | None, v: Any, ptype: str | None = 
             if ptype == "PT_FSRELPATH" and p is not None and p.dirfd is not None:
                 dirfd = ev.params[p.dirfd] if p.dirfd < len(ev.params) else None
                 if isinstance(dirfd, int) and dirfd != -100 and ev.thread is not None:
-                    f = ev.thread.fds.get(dirfd)
+                    f = fd_lookup(ev, dirfd)
                     cwd = (f.name + "/") if f is not None else ""
             from tiercel.ingest.state import concatenate_paths
             return v, concatenate_paths(cwd, v) if cwd else v
@@ -201,10 +214,9 @@ def render_value(ev: Event, p: et.ParamInfo | None, v: Any, ptype: str | None = 
     if ptype == "PT_SOCKADDR":
         return sockaddr_text(v), ""
     if ptype == "PT_FDLIST":
-        t = ev.thread
         parts = []
         for fd, fl in v:
-            f = t.fds.get(fd) if t is not None else None
+            f = fd_lookup(ev, fd)
             parts.append(f"{fd}:{fd_typechar(f) if f is not None else '?'}{fl:x}")
         return " ".join(parts), ""
     if ptype == "PT_DYN":

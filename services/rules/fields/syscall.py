@@ -508,16 +508,20 @@ def _proc_duration(e: Event, a=None):
     return e.ts - st if st else None
 
 
+def _nfds(t: ThreadInfo) -> int:
+    return t.nfds if t.nfds is not None else len(t.fds)
+
+
 def _proc_fdopencount(e: Event, a=None):
     t = e.thread
-    return len(t.fds) if t is not None else None
+    return _nfds(t) if t is not None else None
 
 
 def _proc_fdusage(e: Event, a=None):
     t = e.thread
     if t is None or not t.fdlimit:
         return None
-    return len(t.fds) * 100.0 / t.fdlimit
+    return _nfds(t) * 100.0 / t.fdlimit
 
 
 def _thread_ismain(e: Event, a=None):
@@ -1004,8 +1008,7 @@ def _fdlist(e: Event) -> list[tuple[int, FdInfo | None]]:
         return []
     for i, p in enumerate(info.params):
         if p.type == "PT_FDLIST" and i < len(e.params) and isinstance(e.params[i], tuple):
-            t = e.thread
-            return [(fd, t.fds.get(fd) if t is not None else None) for fd, _fl in e.params[i]]
+            return [(fd, R.fd_lookup(e, fd)) for fd, _fl in e.params[i]]
     return []
 
 

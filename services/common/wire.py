@@ -1,0 +1,262 @@
+"""The event wire form: events as they travel in the `events` slot of a bus event batch.
+
+A rules worker on another host must resolve the same fields the state engine resolved, so an
+event carries, besides its own data, a snapshot of its thread (with the ancestor chain, up to
+`MAX_DEPTH` levels, and the process's main thread) and of the fds it refers to, taken when it
+is encoded. Encode right after the state engine processed the event: threads are live objects.
+
+Each event is one msgpack-encoded `bytes` item (so one bad event is one bad event, and strings
+keep undecodable bytes through `surrogateescape`). Thread snapshots are deduplicated within one
+`encode_events` call: an item refers to a snapshot defined by an earlier item of the same list by
+its index; `encode_event` makes a self-contained item. Layouts: docs/bus.md, "Event wire form".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import msgpack
+
+from tiercel.common import eventtable as et
+from tiercel.common.event import SYSCALL, Event, FdInfo, ThreadInfo
+
+WIRE_VERSION = 1
+MAX_DEPTH = 16  # ancestors carried per thread snapshot
+
+_packer = msgpack.Packer(use_bin_type=True, unicode_errors="surrogateescape", autoreset=True)
+_pack = _packer.pack
+
+# Item layout (a msgpack array).
+# [0] version, [1] num, [2] ts, [3] tid, [4] cpu, [5] code, [6] params, [7] thread, [8] fd,
+# [9] fdnum, [10] flags (bit 0 fdrel, bit 1 fd_name_changed, dump flags << 8), [11] latency,
+# [12] extra (map or nil), [13] referenced fds (array of fd snapshots or nil), [14] source,
+# [15] payload
+_FD_ATTRS = ("num", "type", "name", "nameraw", "flags", "mode", "dev", "ino", "l4proto", "cip", "cport",
+             "sip", "sport", "is_server", "connected", "pid", "usrc", "udst", "role")
+_TH_ATTRS = ("tid", "pid", "ptid", "sid", "vpgid", "vtid", "vpid", "comm", "exe", "exepath", "args", "cwd",
+             "env", "uid", "gid", "euid", "egid", "loginuid", "user", "group", "loginname", "homedir",
+             "shell", "tty", "flags", "start_ts", "exe_writable", "exe_upper_layer", "exe_lower_layer",
+             "exe_from_memfd", "exe_ino", "exe_ino_ctime", "exe_ino_mtime", "cap_permitted",
+             "cap_effective", "cap_inheritable", "cgroups", "container_id", "container",
+             "pidns_init_start_ts", "fdlimit", "vmsize_kb", "vmrss_kb", "vmswap_kb", "pfmajor", "pfminor",
+             "root", "pgid", "dead")
+_NTH = len(_TH_ATTRS)
+# thread snapshot: [*_TH_ATTRS values, parent, main, nfds]; parent/main are nil, an index of an
+# earlier snapshot, or a nested snapshot; main is nil when the thread is its own main thread.
+
+
+def _fd_snapshot(f: FdInfo) -> list:
+    return [getattr(f, a) for a in _FD_ATTRS]
+
+
+def _fd_restore(a: Any) -> FdInfo:
+    f = FdInfo.__new__(FdInfo)
+    for name, v in zip(_FD_ATTRS, a, strict=True):
+        setattr(f, name, v)
+    return f
+
+
+# Per code: indices of PT_FD params and PT_FDLIST params (their fds travel with the event).
+_FD_PARAMS: list[tuple[tuple[int, ...], tuple[int, ...]]] = [
+    (tuple(i for i, p in enumerate(e.params) if p.type in ("PT_FD", "PT_FD32")),
+     tuple(i for i, p in enumerate(e.params) if p.type == "PT_FDLIST"))
+    for e in et.EVENTS]
+
+
+class Encoder:
+    """Encodes a list of events into wire items, sharing thread snapshots between them."""
+
+    __slots__ = ("_index", "_n")
+
+    def __init__(self) -> None:
+        self._index: dict[tuple, int] = {}
+        self._n = 0
+
+    def _thread(self, t: ThreadInfo | None, depth: int) -> tuple[Any, int | None]:
+        """(wire value, snapshot index) of a thread: the index of a snapshot this batch already
+        defined, or a new snapshot (post-order: its parent and main thread are defined first)."""
+        if t is None or depth > MAX_DEPTH:
+            return None, None
+        pw, pi = self._thread(t.parent, depth + 1) if t.parent is not None else (None, None)
+        m = t.main
+        if m is None or m is t:
+            mw = mi = None
+        else:
+            mw, mi = self._thread(m, depth + 1)
+        nfds = t.nfds if t.nfds is not None else len(t.fds)
+        key = (id(t), t.version, nfds, pi, mi)
+        idx = self._index.get(key)
+        if idx is not None:
+            return idx, idx
+        snap = [getattr(t, a) for a in _TH_ATTRS]
+        snap.append(pw)
+        snap.append(mw)
+        snap.append(nfds)
+        idx = self._n
+        self._n += 1
+        self._index[key] = idx
+        return snap, idx
+
+    def encode(self, ev: Event) -> bytes:
+        t = ev.thread
+        th = self._thread(t, 0)[0] if t is not None else None
+        f = ev.fd
+        refs = None
+        code = ev.code
+        if t is not None and 0 <= code < len(_FD_PARAMS):
+            fdp, fdl = _FD_PARAMS[code]
+            if fdp or fdl:
+                refs = _referenced_fds(ev, t, fdp, fdl)
+        flags = (1 if ev.fdrel else 0) | (2 if ev.fd_name_changed else 0) | (ev.dump_flags << 8)
+        extra = ev.extra
+        if extra is not None and "fds" in extra:
+            extra = {k: v for k, v in extra.items() if k != "fds"}
+        item = [WIRE_VERSION, ev.num, ev.ts, ev.tid, ev.cpu, code, ev.params, th,
+                _fd_snapshot(f) if f is not None else None, ev.fdnum, flags, ev.latency, extra or None,
+                refs, ev.source, ev.payload]
+        return _pack(item)
+
+
+def _referenced_fds(ev: Event, t: ThreadInfo, fdp: tuple, fdl: tuple) -> list | None:
+    """Snapshots of the fds the event's parameters name (other than its own fd)."""
+    out = None
+    fds = t.fds
+    p = ev.params
+    n = len(p)
+    own = ev.fd
+    for i in fdp:
+        if i < n:
+            v = p[i]
+            if type(v) is int and v >= 0:
+                f = fds.get(v)
+                if f is not None and f is not own:
+                    if out is None:
+                        out = []
+                    out.append(_fd_snapshot(f))
+    for i in fdl:
+        if i < n and isinstance(p[i], tuple):
+            for fd, _fl in p[i]:
+                f = fds.get(fd)
+                if f is not None and f is not own:
+                    if out is None:
+                        out = []
+                    out.append(_fd_snapshot(f))
+    return out
+
+
+def encode_events(events: Iterable[Event]) -> list[bytes]:
+    """Wire items for one batch (thread snapshots shared within it)."""
+    enc = Encoder()
+    return [enc.encode(ev) for ev in events]
+
+
+def encode_event(ev: Event) -> bytes:
+    """One self-contained wire item."""
+    return Encoder().encode(ev)
+
+
+class BadEvent(ValueError):
+    pass
+
+
+class Decoder:
+    """Decodes the wire items of one batch, in order."""
+
+    __slots__ = ("_snaps",)
+
+    def __init__(self) -> None:
+        self._snaps: list[ThreadInfo] = []
+
+    def _thread(self, v: Any) -> ThreadInfo | None:
+        if v is None:
+            return None
+        if type(v) is int:
+            try:
+                return self._snaps[v]
+            except IndexError:
+                raise BadEvent(f"thread snapshot {v} is not defined in this batch") from None
+        if not isinstance(v, (list, tuple)) or len(v) != _NTH + 3:
+            raise BadEvent("malformed thread snapshot")
+        parent = self._thread(v[_NTH])
+        main = self._thread(v[_NTH + 1])
+        t = ThreadInfo.__new__(ThreadInfo)
+        for name, x in zip(_TH_ATTRS, v, strict=False):
+            setattr(t, name, x)
+        t.args = list(t.args)
+        t.env = list(t.env)
+        t.cgroups = list(t.cgroups)
+        t.parent = parent
+        t.main = main if main is not None else t
+        t.fds = {}
+        t.nfds = v[_NTH + 2]
+        t.lastevent_fd, t.lastevent_code, t.lastevent, t.version = -1, -1, None, 0
+        self._snaps.append(t)
+        return t
+
+    def decode(self, item: Any) -> Event:
+        if isinstance(item, (bytes, bytearray, memoryview)):
+            try:
+                a = msgpack.unpackb(item, raw=False, use_list=False, strict_map_key=False,
+                                    unicode_errors="surrogateescape")
+            except Exception as e:  # msgpack raises several unrelated types
+                raise BadEvent(f"event item is not msgpack: {e}") from None
+        else:
+            a = item
+        if not isinstance(a, (list, tuple)) or len(a) != 16:
+            raise BadEvent("event item must be a 16-element array")
+        if a[0] != WIRE_VERSION:
+            raise BadEvent(f"event wire version {a[0]!r}, expected {WIRE_VERSION}")
+        num, ts, tid, cpu, code, params = a[1], a[2], a[3], a[4], a[5], a[6]
+        if not (type(num) is int and type(ts) is int and type(tid) is int and type(code) is int):
+            raise BadEvent("event num, ts, tid and code must be integers")
+        if not isinstance(params, (list, tuple)):
+            raise BadEvent("event params must be an array")
+        ev = Event(num, ts, tid, code, list(params), source=a[14] or SYSCALL, payload=a[15],
+                   cpu=cpu if type(cpu) is int else -1)
+        try:
+            ev.thread = self._thread(a[7])
+            f = a[8]
+            ev.fd = _fd_restore(f) if f is not None else None
+            refs = a[13]
+            extra = dict(a[12]) if a[12] else None
+            if refs:
+                fds = {}
+                for r in refs:
+                    x = _fd_restore(r)
+                    fds[x.num] = x
+                extra = extra or {}
+                extra["fds"] = fds
+        except (TypeError, ValueError) as e:
+            raise BadEvent(f"malformed event item: {e}") from None
+        ev.extra = extra
+        ev.fdnum = a[9]
+        flags = a[10]
+        ev.fdrel = bool(flags & 1)
+        ev.fd_name_changed = bool(flags & 2)
+        ev.dump_flags = flags >> 8
+        ev.latency = a[11]
+        return ev
+
+
+def decode_events(batch: Any) -> tuple[list[Event], int]:
+    """The events of a batch (a bus `EventBatch`, or a list of wire items) and how many items
+    could not be decoded (counted, skipped). From an EventBatch, events get its host, source and
+    their sequence numbers."""
+    items = getattr(batch, "events", batch)
+    host = getattr(batch, "host", None)
+    seq = getattr(batch, "seq", None)
+    dec = Decoder()
+    out: list[Event] = []
+    bad = 0
+    for i, item in enumerate(items):
+        try:
+            ev = dec.decode(item)
+        except BadEvent:
+            bad += 1
+            continue
+        if host is not None:
+            ev.host = host
+            ev.seq = seq + i
+        out.append(ev)
+    return out, bad
