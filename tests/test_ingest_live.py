@@ -16,6 +16,7 @@ import pytest
 
 from tests.audit_helpers import audit_snapshot, require_audit
 from tiercel.common import bus
+from tiercel.common.event import decode_events
 
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(120), pytest.mark.usefixtures("audit_lock")]
 
@@ -59,7 +60,8 @@ class BusTap:
         async def on_batch(m):
             b = bus.EventBatch.decode(m.data)
             now = time.monotonic()
-            self.events.extend((now, b.source, e) for e in b.events)
+            evs, _bad = decode_events(b)
+            self.events.extend((now, b.source, e) for e in evs)
 
         async def on_drop(m):
             self.drops.append(bus.DropReport.decode(m.data))
@@ -72,8 +74,8 @@ class BusTap:
         await self.nc.close()
 
 
-def _is_shadow_open(e: list) -> bool:
-    code, params = e[0], e[3]
+def _is_shadow_open(e) -> bool:
+    code, params = e.code, e.params
     return (code == 307 and params[2] == "/etc/shadow") or (code == 3 and params[1] == "/etc/shadow")
 
 
@@ -93,9 +95,9 @@ async def test_sensitive_read_reaches_bus_within_1s(nats_broker, tmp_path):
             await asyncio.sleep(0.02)
             hit = next((e for t, _s, e in tap.events if _is_shadow_open(e)), None)
         assert hit is not None, f"no open of /etc/shadow on the bus within 1 s ({len(tap.events)} events seen)"
-        chain = hit[4]
-        assert chain[0][1] == "cat", chain  # proc.name
-        assert chain[1][0] == sh_pid and chain[1][1] == "sh", chain  # proc.pname: the shell that ran it
+        t = hit.thread
+        assert t.comm == "cat", t  # proc.name
+        assert t.parent.pid == sh_pid and t.parent.comm == "sh", t.parent  # proc.pname: the shell that ran it
     finally:
         assert stop(p) == 0
         await tap.close()
@@ -159,9 +161,9 @@ async def test_proc_connector_sees_exec(nats_broker, tmp_path):
         exe = None
         while exe is None and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
-            exe = next((e for _t, _s, e in tap.events if e[0] == 293 and e[3][1] == "sleep"), None)
+            exe = next((e for _t, _s, e in tap.events if e.code == 293 and e.params[1] == "sleep"), None)
         assert exe is not None, "execve of sleep not seen"
-        assert exe[3][2] == b"0.05\0"
+        assert exe.params[2] == b"0.05\0"
     finally:
         assert stop(p) == 0
         await tap.close()

@@ -17,6 +17,7 @@ import nats
 import pytest
 
 from tiercel.common import bus
+from tiercel.common.event import decode_events
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -48,8 +49,9 @@ async def test_webhook_traces_and_bad_requests(nats_broker, tmp_path, conformanc
     async def on_batch(m):
         b = bus.EventBatch.decode(m.data)
         assert b.source == "k8s_audit"
-        for e in b.events:
-            events.append(json.loads(e[3][1]))
+        evs, bad = decode_events(b)
+        assert bad == 0
+        events.extend(ev.payload for ev in evs)
 
     async def on_drop(m):
         drops.append(bus.DropReport.decode(m.data))
