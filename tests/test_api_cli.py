@@ -58,6 +58,9 @@ async def test_api_service_and_its_clients(nats_broker, tmp_path):
         assert len(lines) == 2 and all(a["priority"] == "Error" for a in lines)
         assert lines[0]["output_fields"]["proc.name"] == "cat" and lines[0]["time"].endswith("Z")
         assert lines[1]["seq"] == lines[0]["seq"] + 1
+        st = tiercel("status", "--nats-url", nats_broker.url, "--json", check=True)
+        (api,) = [s for s in json.loads(st.stdout)["services"] if s.get("service") == "api"]
+        assert api["listeners"] == [f"unix://{sock}"] and api["counters"]["alerts_received"] >= 4
     finally:
         p.send_signal(signal.SIGTERM)
         out, err = p.communicate(timeout=20)

@@ -54,6 +54,7 @@ class ApiServer:
     control_timeout: float = 5.0
     listeners: list[Listener] = field(default_factory=list)
     metrics: ApiMetrics = field(default_factory=ApiMetrics)
+    _rate_prev: tuple[float, int] = field(default_factory=lambda: (time.monotonic(), 0))
 
     async def start(self) -> None:
         cfg = self.cfg
@@ -142,11 +143,28 @@ class ApiServer:
         raise KeyError(kind)
 
     def sample(self) -> dict[str, Any]:
-        """Heartbeat fields: counters of the hub and its subscribers."""
+        """Heartbeat fields: counters of the hub and its subscribers, alerts/s since the last sample."""
         subs = list(self.hub.subscribers.values())
-        return {"counters": {"alerts_received": self.hub.received, "subscribers": len(subs),
+        now = time.monotonic()
+        t0, n0 = self._rate_prev
+        self._rate_prev = (now, self.hub.received)
+        rate = (self.hub.received - n0) / (now - t0) if now > t0 else 0.0
+        return {"rates": {"alerts": round(rate, 1)},
+                "counters": {"alerts_received": self.hub.received, "subscribers": len(subs),
                              "alerts_sent": self.metrics.sent_departed + sum(s.sent for s in subs),
-                             "alerts_dropped": self.metrics.dropped_departed + sum(s.dropped_total for s in subs)}}
+                             "alerts_dropped": self.metrics.dropped_departed + sum(s.dropped_total for s in subs),
+                             "inputs_accepted": self.inputs.accepted}}
+
+    def status(self, started_ns: int, metrics_port: int) -> dict[str, Any]:
+        """The answer to `tiercel.ctl.status.get` (what `tiercel status` shows)."""
+        s = self.sample()
+        drops = dict(self.hub.bad)
+        dropped = s["counters"]["alerts_dropped"]
+        if dropped:
+            drops["queue_full"] = dropped
+        return {"ok": True, "service": "api", "host": self.host, "instance": self.instance, "state": "ready",
+                "rates": s["rates"], "counters": s["counters"], "started_ns": started_ns, "drops": drops,
+                "listeners": [lst.target for lst in self.listeners], "metrics_port": metrics_port}
 
 
 def _with_port(addr: str, port: int) -> str:
@@ -157,7 +175,7 @@ def _with_port(addr: str, port: int) -> str:
 async def serve(cfg: Config, stop: asyncio.Event) -> int:
     """The body of `tiercel api`: connect, serve until `stop`, shut down cleanly."""
     from tiercel.api.metrics import serve as serve_metrics
-    from tiercel.common import natsconn
+    from tiercel.common import bus, natsconn
     from tiercel.common.runtime import HeartbeatPublisher, instance_id
 
     if not cfg["nats.url"]:
@@ -173,6 +191,12 @@ async def serve(cfg: Config, stop: asyncio.Event) -> int:
         if cfg["metrics.enabled"]:
             metrics_server = serve_metrics(api.metrics, cfg["metrics.address"], cfg["metrics.api_port"])
         hb = HeartbeatPublisher(nc, "api", cfg.hostname, instance, api.sample).start()
+        port = cfg["metrics.api_port"] if metrics_server is not None else 0
+
+        async def on_status(msg: Any) -> None:
+            await msg.respond(bus.encode_reply(**api.status(hb.started_ns, port)))
+
+        await nc.subscribe(f"{bus.CONTROL_SUBJECT}.status.get", cb=on_status)
         t0 = time.monotonic()
         try:
             await stop.wait()
