@@ -49,8 +49,9 @@ class Supervisor:
     """Starts, watches and restarts the children; prints status and alerts."""
 
     def __init__(self, children: list[Child], env: dict[str, str], nats_url: str, cfg, quiet: bool,
-                 json_alerts: bool):
+                 json_alerts: bool, broker=None):
         self.children = children
+        self.broker = broker
         self.env = env
         self.nats_url = nats_url
         self.cfg = cfg
@@ -65,8 +66,7 @@ class Supervisor:
     async def spawn(self, c: Child) -> None:
         c.proc = await asyncio.create_subprocess_exec(
             *c.argv, env=self.env, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL if c.service != "ingest" else asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE, start_new_session=False,
+            stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         )
         c.started = time.monotonic()
         asyncio.create_task(self._pump_stderr(c))
@@ -101,6 +101,28 @@ class Supervisor:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.stop.wait(), c.backoff)
             c.backoff = min(c.backoff * 2, 30.0)
+
+    async def watch_broker(self) -> None:
+        """Restart the embedded nats-server (same port, same store) if it dies; clients reconnect."""
+        backoff = 0.5
+        while not self.stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), 0.5)
+            proc = self.broker.proc
+            if self.stop.is_set() or proc is None or proc.poll() is None:
+                continue
+            self.emit(f"tiercel up: nats-server exited with status {proc.returncode}; restarting in {backoff:.1f}s")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stop.wait(), backoff)
+            if self.stop.is_set():
+                return
+            try:
+                await asyncio.to_thread(self.broker.restart)
+                self.emit(f"tiercel up: nats-server restarted on {self.broker.url}")
+                backoff = 0.5
+            except Exception as e:  # keep trying; the services wait for it
+                self.emit(f"tiercel up: nats-server restart failed: {e}")
+                backoff = min(backoff * 2, 30.0)
 
     async def terminate(self) -> None:
         for c in self.children:
@@ -211,6 +233,8 @@ class Supervisor:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(sig, self.stop.set)
         watchers = [asyncio.create_task(self.watch(c)) for c in self.children]
+        if self.broker is not None:
+            watchers.append(asyncio.create_task(self.watch_broker()))
         mon = asyncio.create_task(self.monitor())
         await self.stop.wait()
         if self.tty:
@@ -280,7 +304,7 @@ def up(
         base_args += ["-c", config]
     for o in option or []:
         base_args += ["-o", o]
-    sup = Supervisor(build_children(n, base_args, cfg, services), env, url, cfg, quiet, json_alerts)
+    sup = Supervisor(build_children(n, base_args, cfg, services), env, url, cfg, quiet, json_alerts, broker)
     code = 0
     try:
         code = asyncio.run(_prepare_and_run(sup, cfg))
