@@ -124,3 +124,51 @@ async def test_config_set_priority_applies_on_every_worker_within_a_second(nats_
         assert not bad["ok"] and bad["code"] == "invalid_value"
         entries = {e["key"]: e for e in (await b.request("config", "list"))["entries"]}
         assert entries["outputs.rate"]["source"] == "worker" and "nats.url" not in entries
+
+
+async def test_cli_against_a_running_system(nats_broker, system, tmp_path):
+    """`tiercel rules ...`, `tiercel config ...`, `tiercel status` and the metrics endpoint."""
+    import urllib.request
+
+    from tests.conftest import tiercel
+
+    system.start(0)
+    async with Bus(nats_broker.url) as b:
+        await b.ready(1)
+        env = {"TIERCEL_NATS_URL": nats_broker.url}
+        broken = tmp_path / "broken.yaml"
+        broken.write_text(BROKEN)
+        extra = tmp_path / "extra.yaml"
+        extra.write_text(EXTRA)
+
+        def run(*args: str):
+            return asyncio.to_thread(tiercel, *args, env=env, timeout=60)
+
+        # Refusals and read-only commands do not depend on each other: run them together.
+        bad, check, nope, rate, live = await asyncio.gather(
+            run("rules", "put", str(broken)), run("rules", "validate", "--store", str(extra)),
+            run("rules", "get", "nope.yaml"), run("config", "set", "outputs.rate", "fast"),
+            run("config", "set", "nats.url=nats://x:1"))
+        assert bad.returncode == 1 and "LOAD_ERR_COMPILE_CONDITION" in bad.stdout and "broken.yaml: Invalid" in bad.stdout
+        assert check.returncode == 0, check.stderr
+        assert nope.returncode == 1 and "no rules file 'nope.yaml'" in nope.stderr
+        assert rate.returncode == 1 and "invalid value" in rate.stderr
+        assert live.returncode == 1 and "cannot change on a running system" in live.stderr
+        p = await run("rules", "put", str(extra))
+        assert p.returncode == 0 and "extra.yaml: Ok (ruleset revision" in p.stdout, p.stderr
+        off, rate = await asyncio.gather(run("rules", "disable", "Pod exec"), run("config", "set", "outputs.rate=5"))
+        assert off.returncode == 0, off.stderr
+        assert rate.returncode == 0 and "outputs.rate: 5.0" in rate.stdout
+        got, listing, status = await asyncio.gather(run("rules", "get", "extra.yaml"), run("rules", "list", "--store"),
+                                                    run("status"))
+        assert got.returncode == 0 and got.stdout == EXTRA
+        assert listing.returncode == 0 and "disable name 'Pod exec'" in listing.stdout
+        assert "disabled" in next(x for x in listing.stdout.splitlines() if x.endswith("Pod exec"))
+        assert status.returncode == 0, status.stderr
+        assert "ready" in next(x for x in status.stdout.splitlines() if x.startswith("rules "))
+        st = await b.request("status", "get")
+        port = st["metrics_port"]
+        assert port > 0
+        text = await asyncio.to_thread(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode())
+        assert f"tiercel_rules_ruleset_revision {float(st['revision'])}" in text
+        assert "tiercel_rules_events_total" in text and "tiercel_rules_drops_total" in text
