@@ -124,6 +124,16 @@ async def test_config_set_priority_applies_on_every_worker_within_a_second(nats_
         assert not bad["ok"] and bad["code"] == "invalid_value"
         entries = {e["key"]: e for e in (await b.request("config", "list"))["entries"]}
         assert entries["outputs.rate"]["source"] == "worker" and "nats.url" not in entries
+        # Falco's drop alert, switched on live: simulated drops, alert action, a bucket that allows it.
+        for key, value in (("syscall_event_drops.actions", "log,alert"), ("syscall_event_drops.rate", 100),
+                           ("syscall_event_drops.simulate_drops", True)):
+            assert (await b.request("config", "set", key=key, value=value))["ok"]
+        drop = await b.until(lambda: [a for a in b.core_alerts if a["rule"] == "Falco internal: syscall event drop"],
+                             5, "the internal drop alert")
+        a = drop[0]
+        assert a["priority"] == "Debug" and a["source"] == "internal" and "tags" not in a
+        assert a["output"].startswith("Falco internal: syscall event drop. 1 system calls dropped in last second.")
+        assert a["output_fields"]["n_drops"] == "1" and all(isinstance(v, str) for v in a["output_fields"].values())
 
 
 async def test_cli_against_a_running_system(nats_broker, system, tmp_path):
