@@ -44,9 +44,9 @@ def open_event(num: int, comm: str, path: str, exepath: str | None = None) -> An
 
 
 def encode(events: list[Any]) -> list[Any]:
-    from tiercel.common.event import encode_event
+    from tiercel.common.wire import encode_events
 
-    return [encode_event(e) for e in events]
+    return encode_events(events)
 
 
 class Workers:
@@ -145,6 +145,16 @@ class Bus:
         await self.js.publish(bus.events_subject(source, host), data, headers={bus.HDR_MSG_ID: f"{host}:{first}"})
         self.seq[host] = first + len(events)
         return first
+
+    async def publish_async(self, events: list[Any], host: str = HOST, source: str = "syscall") -> Any:
+        """Like publish, without waiting: returns the future of the stream's ack. `events` may be
+        already encoded (a list of wire items)."""
+        first = self.seq.get(host, 1)
+        items = events if events and isinstance(events[0], bytes) else encode(events)
+        data = bus.EventBatch(host, source, first, items, time.time_ns()).encode()
+        self.seq[host] = first + len(events)
+        return await self.js.publish_async(bus.events_subject(source, host), data,
+                                           headers={bus.HDR_MSG_ID: f"{host}:{first}"})
 
     async def publish_raw(self, data: bytes, host: str = HOST, source: str = "syscall") -> None:
         await self.js.publish(bus.events_subject(source, host), data)

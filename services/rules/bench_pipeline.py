@@ -42,7 +42,8 @@ HOST = "bench-host"
 
 def workload(n_events: int) -> tuple[list[list[Any]], int]:
     """Wire-form event batches (lists of encoded events) and how many events should alert."""
-    from tiercel.common.event import FdInfo, encode_events
+    from tiercel.common.event import FdInfo
+    from tiercel.common.wire import encode_events
     from tiercel.rules.bench import event_mix
 
     events = event_mix(n_events)

@@ -128,7 +128,7 @@ class EngineAdapter:
     @staticmethod
     def decode_events(batch: Any) -> tuple[list[Any], int]:
         """The batch's events as `Event`s with host and seq set; and how many could not be decoded."""
-        from tiercel.common.event import decode_events
+        from tiercel.common.wire import decode_events
 
         return decode_events(batch)
 
