@@ -84,23 +84,33 @@ class CaptureReader:
             return
         if kind == "tcap":
             from tiercel.ingest import tcap
-            yield from tcap.read_tcap(self.path, engine=self.engine, all_events=self.all_events)
+            tp = tcap.TcapParser()
+            self.parser.stats = tp.stats
+            try:
+                for ev in tcap.read_tcap(self.path, parser=tp):
+                    if self.all_events or visible(ev):
+                        yield ev
+            except tcap.TcapError as e:
+                raise CaptureError(f"{self.path}: {e}") from None
             return
         if kind == "json":
             from tiercel.ingest import k8saudit
-            yield from k8saudit.read_audit_file(self.path, stats=self.parser.stats)
+            src = self.source if self.source not in (None, "syscall") else None
+            yield from k8saudit.read_audit_file(self.path, source=src, stats=self.parser.stats)
             return
         if not head:
             return
         raise CaptureError(f"{self.path}: not a capture Tiercel can read (neither .scap, .tcap nor k8s audit JSON)")
 
     def source_kind(self, head: bytes) -> str:
-        if self.source == "k8s_audit":
-            return "json"
+        """The reader for this file: from its content; a forced source only picks among the
+        readers that can produce it."""
+        k = sniff(head)
+        if self.source is None or k == "tcap":
+            return k
         if self.source == "syscall":
-            k = sniff(head)
             return k if k in ("scap", "tcap") else "scap"
-        return sniff(head)
+        return "json"
 
 
 def read_capture(path: str | os.PathLike, *, all_events: bool = False, source: str | None = None,
