@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "tiercel.cli.alerts",
     "tiercel.api.cli",
     "tiercel.ingest.cli_live",
+    "tiercel.ingest.cli",
     "tiercel.rules.condition.cli",
 )
 

@@ -59,6 +59,14 @@ class CaptureReader:
         self.engine = StateEngine()
         self.parser = ScapParser()
         self.kind = ""
+        self._stream: Any = None
+
+    def position(self) -> int:
+        """Bytes of the file read so far (for progress)."""
+        try:
+            return self._stream.tell() if self._stream is not None else 0
+        except (OSError, ValueError):
+            return 0
 
     @property
     def stats(self) -> dict[str, int]:
@@ -76,11 +84,17 @@ class CaptureReader:
         self.kind = kind
         if kind == "scap":
             try:
-                for ev in self.engine.run(read_scap(self.path, self.parser)):
+                self._stream = open(self.path, "rb")
+            except OSError as e:
+                raise CaptureError(f"cannot open {self.path}: {e.strerror or e}") from None
+            try:
+                for ev in self.engine.run(read_scap(self._stream, self.parser)):
                     if self.all_events or visible(ev):
                         yield ev
             except ScapError as e:
                 raise CaptureError(f"{self.path}: {e}") from None
+            finally:
+                self._stream.close()
             return
         if kind == "tcap":
             from tiercel.ingest import tcap
