@@ -141,9 +141,9 @@ class TcapParser:
 def read_tcap(source: str | os.PathLike | BinaryIO | bytes, *, parser: TcapParser | None = None,
               **_kw: Any) -> Iterator[Event]:
     """Every event of a .tcap (gzip or not)."""
-    from tiercel.ingest.scap.reader import capture_chunks
-
     import io
+
+    from tiercel.ingest.scap.reader import capture_chunks
     p = parser or TcapParser()
     if isinstance(source, (bytes, bytearray)):
         stream: BinaryIO = io.BytesIO(bytes(source))
