@@ -219,7 +219,8 @@ class Ruleset:
             extra = every.get(key[0], [])
             if extra:
                 rules = sorted(rules + extra, key=lambda r: r.index)
-            dispatch[key] = generate_evaluator([(r, r.compiled.filter) for r in rules], first)
+            dispatch[key] = generate_evaluator([(r, r.compiled.filter) for r in rules], first, code=key[1],
+                                               source=key[0])
         for source, rules in every.items():
             dispatch[(source, -1)] = generate_evaluator([(r, r.compiled.filter) for r in rules], first)
         return dispatch
