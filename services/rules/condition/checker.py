@@ -260,6 +260,7 @@ class _Checker:
         self.warnings: list[Warning] = []
         self.fields: dict[str, None] = {}
         self.operators: dict[str, None] = {}
+        self.deprecated: set[str] = set()
 
     def error(self, msg: str, node: Node) -> CompileError:
         return CompileError(msg, node.position)
@@ -400,7 +401,8 @@ class _Checker:
                 arg = f.parse_arg(arg_text)
             except ValueError as e:
                 raise self.error(str(e), n) from None
-        if f.deprecated:
+        if f.deprecated and f.name not in self.deprecated:  # once per field and condition
+            self.deprecated.add(f.name)
             self.warn("LOAD_DEPRECATED_ITEM", f"field '{f.name}'", n, {"deprecated_field": f.name})
         return ir.FieldVal(f, arg, arg_text, text)
 
