@@ -475,3 +475,13 @@ def test_builtin_per_code_values_of_evt_type_and_evt_dir():
     assert per_code_of(Field("evt.type", "CHARBUF", "", "k8s_audit", nothing)) is None
     own = Field("x.y", "CHARBUF", "", "syscall", nothing, per_code=lambda c: "z")
     assert per_code_of(own)(5) == "z"
+
+
+def test_checks_against_empty_lists_fold_away():
+    rules = [("r", parse("not t.str in () and t.u32 = 1 and not t.list intersects () and not t.path pmatch ()"),
+              None), ("s", parse("t.str startswith anyof () or t.u32 = 2"), None)]
+    e = build_evaluator(SOURCE, rules, "all")
+    evt = Evt(u32=1)
+    assert e(evt) == ["r"]
+    assert set(evt.calls) == {"u32"}
+    assert e(Evt(u32=2)) == ["s"]

@@ -465,8 +465,12 @@ class Folder:
         return t
 
     def fold(self, p: ir.Pred, values: dict[int, Any]) -> ir.Pred:
-        """`values`: id(field) -> the field's value for the code (or VARIES)."""
+        """`values`: id(field) -> the field's value for the code (or VARIES). Also folds checks
+        that are false whatever the value: `in ()`, `intersects ()`, `pmatch ()`, a modifier with
+        no values."""
         if isinstance(p, ir.CheckP):
+            if p.kind == "values" and not p.rhs and (p.modifier is not None or p.op in ("in", "intersects", "pmatch")):
+                return ir.FALSE
             lhs = p.lhs
             if p.kind != "expr" and isinstance(lhs, ir.FieldVal) and lhs.arg is None and not lhs.existential:
                 v = values.get(id(lhs.field), VARIES)

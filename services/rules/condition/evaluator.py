@@ -89,14 +89,11 @@ def build_evaluator(source: str, rules: Iterable[tuple[Any, Node | Checked, Iter
         folded: list[tuple[int, ir.Pred]] = []
         for i in by_code[code]:
             fs = per_rule_fields[i]
-            if fs:
-                values = codegen.per_code_values(fs, code)
-                sig = (i, tuple(values[id(f)] for f in fs))
-                p = fold_cache.get(sig)
-                if p is None:
-                    p = fold_cache[sig] = folder.fold(checked[i].pred, values)
-            else:
-                p = checked[i].pred
+            values = codegen.per_code_values(fs, code) if fs else {}
+            sig = (i, tuple(values[id(f)] for f in fs))
+            p = fold_cache.get(sig)
+            if p is None:
+                p = fold_cache[sig] = folder.fold(checked[i].pred, values) if fold else checked[i].pred
             if p is ir.FALSE:
                 continue
             folded.append((i, p))
@@ -170,10 +167,8 @@ def generate_evaluator(rules: Sequence[tuple[Any, Checked]], first: bool = True,
     folder = codegen.Folder(gen)
     items = []
     for i, (obj, c) in enumerate(rules):
-        p = c.pred
-        fs = codegen.foldable_fields(p) if code is not None else []
-        if fs:
-            p = folder.fold(p, codegen.per_code_values(fs, code))
+        fs = codegen.foldable_fields(c.pred) if code is not None else []
+        p = folder.fold(c.pred, codegen.per_code_values(fs, code) if fs else {})
         if p is ir.FALSE:
             continue
         gen.globals[f"_r{i}"] = (obj,) if first else obj
