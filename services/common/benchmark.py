@@ -30,6 +30,7 @@ JSON_SCHEMA = "tiercel.bench/1"
 SUITE_MODULES: dict[str, str] = {
     "rules": "tiercel.rules.bench",
     "ingest": "tiercel.ingest.bench_live",
+    "capture": "tiercel.ingest.bench",
     "api": "tiercel.api.bench",
 }
 

@@ -14,6 +14,7 @@ raises `ScapError` with the offset.
 
 from __future__ import annotations
 
+import gc
 import io
 import os
 import struct
@@ -25,6 +26,7 @@ from tiercel.common import eventtable as et
 from tiercel.common import params as P
 from tiercel.common.event import Event
 from tiercel.ingest.scap import blocks as B
+from tiercel.ingest.scap import fastdec
 from tiercel.ingest.scap.blocks import ScapError
 
 _BH = struct.Struct("<II")         # block type, total length
@@ -45,9 +47,10 @@ _INFRASTRUCTURE_EVENT_E = et.PPME["PPME_INFRASTRUCTURE_EVENT_E"]
 class _Plan:
     """How to read the parameters of one event code."""
 
-    __slots__ = ("decs", "nmax", "wide", "hist", "fixed", "_types")
+    __slots__ = ("decs", "nmax", "wide", "hist", "fixed", "_types", "code")
 
     def __init__(self, info: et.EventInfo):
+        self.code = info.code
         self.decs = P.decoders_for(info.code)
         self._types = [x.type for x in info.params]
         self.nmax = info.nparams
@@ -94,12 +97,30 @@ def _plan_for(code: int, cache: dict[int, _Plan | None]) -> _Plan | None:
     return p
 
 
+class _FastPlans(dict):
+    """(code, nparams) -> (lengths struct, decoder, length-array size), built on first sight
+    (`build`); None for codes the table does not know (the generic path counts them)."""
+
+    def build(self, key: tuple[int, int]):
+        code, n = key
+        info = et.info(code)
+        if info is None or info.unused or n > 4096:
+            plan = None
+        else:
+            wide = info.large_payload
+            plan = (fastdec.lens_struct(n, wide), fastdec.decoder(code, n), n * (4 if wide else 2))
+        self[key] = plan
+        return plan
+
+
 class ScapParser:
     """Incremental parser of a .scap byte stream (already decompressed)."""
 
     def __init__(self) -> None:
-        self._buf = bytearray()
+        self._buf = b""             # bytes of an incomplete block, kept for the next feed
         self._offset = 0            # file offset of _buf[0]
+        # (code, nparams) -> (lengths struct, decoder, length-array size) for v2 events
+        self._fast: _FastPlans = _FastPlans()
         self._started = False
         self._in_events = False
         self.section: B.Section | None = None
@@ -115,47 +136,100 @@ class ScapParser:
 
     def feed(self, data: bytes) -> list[Any]:
         """Add bytes; return every item they complete."""
-        buf = self._buf
-        buf += data
+        # The loop allocates thousands of objects and no reference cycles: the cyclic GC would
+        # only rescan them, again and again (it costs more than parsing). Paused meanwhile.
+        if gc.isenabled():
+            gc.disable()
+            try:
+                return self._feed(data)
+            finally:
+                gc.enable()
+        return self._feed(data)
+
+    def _feed(self, data: bytes) -> list[Any]:
+        if self._buf:
+            buf = bytes(self._buf) + bytes(data)
+        else:
+            buf = bytes(data)
         out: list[Any] = []
+        append = out.append
         pos = 0
         n = len(buf)
         ev_blocks = B.EV_BLOCKS
+        bh = _BH.unpack_from
+        u32 = _I.unpack_from
+        ev2 = _EV2.unpack_from
+        fast = self._fast
+        stats = self.stats
+        nblocks = nevents = 0
+        num = self.num
         while n - pos >= 8:
-            btype, total = _BH.unpack_from(buf, pos)
-            if not self._started:
-                if btype != B.SHB:
-                    raise ScapError("not a .scap capture: the first block is not a section header "
-                                    f"(0x{btype:08x})")
-                # SHB magic decides byte order before its length can be trusted.
-                if n - pos >= 12 and _I.unpack_from(buf, pos + 8)[0] == B.MAGIC_SWAPPED:
-                    B.parse_shb(bytes(buf[pos + 8:pos + 12]), self._offset + pos)
-            if total < 12 or total > MAX_BLOCK:
-                raise ScapError(f"corrupt block at offset {self._offset + pos}: length {total}")
+            btype, total = bh(buf, pos)
+            if total < 12 or total > MAX_BLOCK or not self._started:
+                if not self._started:
+                    if btype != B.SHB:
+                        raise ScapError("not a .scap capture: the first block is not a section header "
+                                        f"(0x{btype:08x})")
+                    # SHB magic decides byte order before its length can be trusted.
+                    if n - pos >= 12 and u32(buf, pos + 8)[0] == B.MAGIC_SWAPPED:
+                        B.parse_shb(buf[pos + 8:pos + 12], self._offset + pos)
+                if total < 12 or total > MAX_BLOCK:
+                    raise ScapError(f"corrupt block at offset {self._offset + pos}: length {total}")
             if n - pos < total:
                 break
             end = pos + total
-            if _I.unpack_from(buf, end - 4)[0] != total:
+            if (btype == 0x216 or btype == 0x221) and total >= 40 and self._started:
+                # the common case, inline: a v2 event block
+                ts, tid, elen, code, nparams = ev2(buf, pos + 10)
+                key = (code, nparams)
+                plan = fast.get(key, fast)
+                if plan is fast:
+                    plan = fast.build(key)
+                if plan is not None and elen <= total - 14 and u32(buf, end - 4)[0] == total \
+                        and pos + 36 + plan[2] <= end:
+                    lst, dec, hdr = plan
+                    base = pos + 36
+                    lens = lst.unpack_from(buf, base) if nparams else ()
+                    off = base + hdr
+                    if off + sum(lens) <= pos + 10 + elen:
+                        num += 1
+                        nevents += 1
+                        nblocks += 1
+                        if tid >= 0x8000000000000000:
+                            tid -= 0x10000000000000000
+                        try:
+                            vals = dec(buf, off, lens)
+                        except (ValueError, IndexError, struct.error, OSError):
+                            vals = self._raw_params(buf, off, lens)
+                        append(Event(num, ts, tid, code, vals, cpu=buf[pos + 8] | buf[pos + 9] << 8))
+                        pos = end
+                        self._in_events = True
+                        continue
+            if u32(buf, end - 4)[0] != total:
                 self._count("bad_trailer")
                 if btype not in ev_blocks:
                     self._count("skipped_blocks")
                     pos = end
                     continue
-            self.stats["blocks"] += 1
+            nblocks += 1
             spec = ev_blocks.get(btype)
             if spec is not None and self._started:
                 self._in_events = True
+                self.num = num
                 ev = self._event(buf, pos + 8, end - 4, spec)
+                num = self.num
                 if ev is not None:
-                    out.append(ev)
+                    append(ev)
             else:
                 item = self._meta(btype, buf, pos + 8, end - 4)
                 if item is not None:
-                    out.append(item)
+                    append(item)
             pos = end
-        if pos:
-            del buf[:pos]
-            self._offset += pos
+        self.num = num
+        stats["blocks"] += nblocks
+        stats["events"] += nevents
+        self._buf = buf[pos:] if pos < n else b""
+        self._offset += pos
         return out
 
     def close(self) -> None:
@@ -163,7 +237,7 @@ class ScapParser:
         self._closed = True
         if self._buf:
             self._count("truncated_bytes", len(self._buf))
-            self._buf.clear()
+            self._buf = b""
         if not self._started:
             raise ScapError("empty input: not a .scap capture")
 
@@ -263,24 +337,10 @@ class ScapParser:
         if off + sum(lens) > ev_end:
             self._count("corrupt_events")
             return None
-        values: list[Any]
-        fx = plan.fixed_struct(nparams) if nparams <= plan.nmax else None
-        if fx is not None and fx[0] == lens:
-            values = list(fx[1].unpack_from(buf, off))
-        else:
-            decs = plan.decs
-            nd = len(decs)
-            values = []
-            for i, ln in enumerate(lens):
-                if i < nd:
-                    try:
-                        values.append(decs[i](buf, off, ln))
-                    except (ValueError, IndexError, struct.error, OSError):
-                        values.append(bytes(buf[off:off + ln]))
-                        self._count("bad_params")
-                else:
-                    values.append(bytes(buf[off:off + ln]))
-                off += ln
+        try:
+            values = fastdec.decoder(plan.code, nparams)(buf, off, lens)
+        except (ValueError, IndexError, struct.error, OSError):
+            values = self._raw_params(buf, off, lens)
         self.num += 1
         self.stats["events"] += 1
         if tid >= 1 << 63:
@@ -289,6 +349,15 @@ class ScapParser:
         if dflags:
             ev.dump_flags = dflags
         return ev
+
+    def _raw_params(self, buf, off: int, lens) -> list[Any]:
+        """Parameters that did not decode: kept as raw bytes, counted."""
+        self._count("bad_params")
+        out = []
+        for ln in lens:
+            out.append(buf[off:off + ln])
+            off += ln
+        return out
 
     @staticmethod
     def _infer_nparams(buf, base: int, ev_end: int, plan: _Plan, width: int) -> int:
