@@ -41,7 +41,7 @@ UNSET: Any = type("Unset", (), {"__repr__": lambda self: "_U", "__slots__": ()})
 _BASE_GLOBALS: dict[str, Any] = {
     "_UNSET": UNSET, "_lower": rt.ascii_lower, "_upper": rt.ascii_upper, "_b64": rt.b64,
     "_basename": rt.basename, "_strlen": rt.strlen, "_join": rt.join, "_getopt": rt.getopt,
-    "_innet": rt.in_network, "_inany": rt.in_any_network, "_glob": rt.glob_regex,
+    "_innet": rt.in_network, "_present": rt.present, "_inany": rt.in_any_network, "_glob": rt.glob_regex,
 }
 
 # Predicates worth a memo local when repeated: anything but a cheap check.
@@ -206,7 +206,7 @@ class FunctionGen:
             else:
                 f1, n1, d = self.value_ref(x, d)
                 parts.append(f1)
-        code = f"[_i for _i in ({', '.join(parts)},) if _i is not None]"
+        code = f"_present(({', '.join(parts)},))"
         tmp = self._var(("tmp", a.key), "v")
         self.possible.add(tmp)
         return f"({tmp} := {code})", tmp, d | {tmp}

@@ -205,6 +205,11 @@ def strlen(v: Any) -> int:
     return len(v)
 
 
+def present(values: tuple) -> list:
+    """The values of a `(...)` transformer argument that are not missing."""
+    return [v for v in values if v is not None]
+
+
 def join(sep: str, v: Any) -> str:
     if isinstance(v, (list, tuple)):
         return sep.join(str(x) for x in v)
