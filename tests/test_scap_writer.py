@@ -54,3 +54,33 @@ def test_sysdig_reads_our_capture_identically(conformance_dir, tmp_path, name):
     with open(out, "wb") as f:
         write_scap(f, read_scap(src), compress=True)
     assert _sysdig(out) == _sysdig(src)
+
+
+@pytest.mark.sysdig
+@pytest.mark.skipif(shutil.which("sysdig") is None, reason="sysdig is not installed")
+def test_live_header_from_the_state_engine(tmp_path):
+    """A capture whose process list, fd lists and users come from the state engine (seeded from
+    this machine's /proc): sysdig resolves our process, its user and its open fds from them."""
+    import os
+
+    from tiercel.common import eventtable as et
+    from tiercel.ingest.state import StateEngine
+    from tiercel.ingest.scap.writer import ScapWriter
+
+    engine = StateEngine()
+    engine.seed_from_proc()
+    me = engine.threads[os.getpid()]
+    fd = next(n for n, f in sorted(me.fds.items()) if f.type == "file" and f.name.startswith("/"))
+    out = tmp_path / "live.scap"
+    with open(out, "wb") as f:
+        w = ScapWriter(f)
+        w.write_header_from(engine)
+        read_x = et.PPME["PPME_SYSCALL_READ_X"]
+        w.write_event(Event(1, 1_700_000_000_000_000_000, os.getpid(), read_x - 1, [fd, 10]))
+        w.write_event(Event(2, 1_700_000_000_000_000_100, os.getpid(), read_x, [0, b""]))
+        w.close()
+    p = subprocess.run(["sysdig", "-r", str(out), "-p", "%proc.name|%proc.exepath|%user.name|%fd.num|%fd.name"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    line = p.stdout.splitlines()[0].split("|")
+    assert line == [me.comm, me.exepath, me.user, str(fd), me.fds[fd].name], p.stdout

@@ -209,6 +209,13 @@ class ScapWriter:
         self._out.write(b"".join(parts))
         self._header_done = True
 
+    def write_header_from(self, engine: Any) -> None:
+        """The header of a live capture: metadata blocks from a state engine (its machine info,
+        users, groups and live threads with their fd tables)."""
+        users = B.UserList(list(engine.users.values()), list(engine.groups.values()))
+        self.write_header(machine=engine.machine or _this_machine(), interfaces=engine.interfaces,
+                          users=users, threads=engine.snapshot())
+
     def write_event(self, ev: Event) -> None:
         if not self._header_done:
             self.write_header()
@@ -229,6 +236,17 @@ class ScapWriter:
         if self._out is not self._raw:
             self._out.close()
         self._raw.flush()
+
+
+def _this_machine() -> B.MachineInfo:
+    import os
+    import socket as so
+
+    try:
+        mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        mem = 0
+    return B.MachineInfo(os.cpu_count() or 1, mem, 0, so.gethostname())
 
 
 def write_scap(out: BinaryIO, items: Iterable[Any], *, compress: bool = False) -> int:

@@ -25,6 +25,12 @@ _ANC_MAX = 256  # walk limit: a corrupt parent chain never loops forever
 
 
 def _reg(name: str, type_: str, desc: str, fn, **kw) -> C.Field:
+    if name in _INLINE:
+        kw.setdefault("inline", _INLINE[name])
+    if name in _PER_CODE:
+        kw.setdefault("per_code", _PER_CODE[name])
+    if name in _PARSE_ARG:
+        kw.setdefault("parse_arg", _PARSE_ARG[name])
     kw = {k: v for k, v in kw.items() if k in _FIELD_ATTRS}
     return C.register(C.Field(name, type_, desc, "syscall", fn, **kw))
 
@@ -1054,6 +1060,105 @@ def _fs_path(slot: int, raw: bool):
         _t, res = R.render_value(e, info.params[i], v)
         return res or v
     return f
+
+
+# --- compiler hints -----------------------------------------------------------------------------
+# Inline templates (the compiler puts them in place of a call to `extract`): attribute reads only,
+# no side effects, the same value as the extractor. `{evt}` is the event.
+
+def _thread_attr_inline(attr: str) -> str:
+    return f"(None if {{evt}}.thread is None else {{evt}}.thread.{attr})"
+
+
+_INLINE: dict[str, str] = {
+    "evt.num": "{evt}.num",
+    "evt.rawtime": "{evt}.ts",
+    "evt.cpu": "{evt}.cpu",
+    "evt.source": "{evt}.source",
+    "proc.name": _thread_attr_inline("comm"),
+    "proc.pid": _thread_attr_inline("pid"),
+    "thread.tid": _thread_attr_inline("tid"),
+    "proc.exe": _thread_attr_inline("exe"),
+    "proc.exepath": _thread_attr_inline("exepath"),
+    "proc.tty": _thread_attr_inline("tty"),
+    "proc.sid": _thread_attr_inline("sid"),
+    "proc.vpgid": _thread_attr_inline("vpgid"),
+    "proc.pgid": _thread_attr_inline("pgid"),
+    "user.uid": _thread_attr_inline("uid"),
+    "user.name": _thread_attr_inline("user"),
+    "user.loginname": _thread_attr_inline("loginname"),
+    "group.gid": _thread_attr_inline("gid"),
+    "group.name": _thread_attr_inline("group"),
+    "proc.is_exe_upper_layer": _thread_attr_inline("exe_upper_layer"),
+    "proc.is_exe_from_memfd": _thread_attr_inline("exe_from_memfd"),
+    "proc.is_exe_writable": _thread_attr_inline("exe_writable"),
+    "proc.pname": "(None if {evt}.thread is None or {evt}.thread.parent is None else {evt}.thread.parent.comm)",
+    "proc.pexepath": "(None if {evt}.thread is None or {evt}.thread.parent is None "
+                     "else {evt}.thread.parent.exepath)",
+    "proc.pexe": "(None if {evt}.thread is None or {evt}.thread.parent is None else {evt}.thread.parent.exe)",
+    "container.id": "(None if {evt}.thread is None else ({evt}.thread.container_id or 'host'))",
+    "fd.num": "({evt}.fdnum if {evt}.fdrel else None)",
+    "fd.type": "(None if {evt}.fd is None or {evt}.fd.type == 'unknown' else {evt}.fd.type)",
+}
+
+
+def _flag_per_code(mask: int):
+    def f(code: int):
+        info = et.info(code)
+        return bool(info and info.flags & mask)
+    return f
+
+
+def _io_dir_per_code(code: int):
+    info = et.info(code)
+    if info is None:
+        return None
+    if info.flags & et.EF_READS_FROM_FD:
+        return "read"
+    if info.flags & et.EF_WRITES_TO_FD:
+        return "write"
+    return None
+
+
+def _syscall_type_per_code(code: int):
+    if R.is_generic(code):
+        return C.VARIES
+    info = et.info(code)
+    if info is None:
+        return None
+    return info.name if (info.category & et.EC_SYSCALL or code in _PROCEXIT) else None
+
+
+_PER_CODE: dict[str, Any] = {
+    "syscall.type": _syscall_type_per_code,
+    "evt.is_io": _flag_per_code(et.EF_READS_FROM_FD | et.EF_WRITES_TO_FD),
+    "evt.is_io_read": _flag_per_code(et.EF_READS_FROM_FD),
+    "evt.is_io_write": _flag_per_code(et.EF_WRITES_TO_FD),
+    "evt.is_wait": _flag_per_code(et.EF_WAITS),
+    "evt.io_dir": _io_dir_per_code,
+    "evt.count.exit": lambda code: 1 if code & 1 else None,
+}
+
+
+def _parse_index(text: str) -> int:
+    try:
+        n = int(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"wrong argument '{text}': an index is a non-negative number") from None
+    if n < 0:
+        raise ValueError(f"wrong argument '{text}': an index is a non-negative number")
+    return n
+
+
+def _parse_param(text: str) -> int | str:
+    return int(text) if text.isdigit() else text
+
+
+_PARSE_ARG: dict[str, Any] = {
+    "proc.apid": _parse_index, "proc.aname": _parse_index, "proc.aexe": _parse_index,
+    "proc.aexepath": _parse_index, "proc.acmdline": _parse_index,
+    "evt.arg": _parse_param, "evt.rawarg": _parse_param,
+}
 
 
 # --- registration -----------------------------------------------------------------------------
