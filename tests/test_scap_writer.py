@@ -64,8 +64,8 @@ def test_live_header_from_the_state_engine(tmp_path):
     import os
 
     from tiercel.common import eventtable as et
-    from tiercel.ingest.state import StateEngine
     from tiercel.ingest.scap.writer import ScapWriter
+    from tiercel.ingest.state import StateEngine
 
     engine = StateEngine()
     engine.seed_from_proc()
