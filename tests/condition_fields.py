@@ -88,6 +88,7 @@ _reg("t.norhs", "CHARBUF", no_rhs=True)
 _reg("t.filteronly", "CHARBUF", filter_only=True)
 _reg("t.old", "CHARBUF", deprecated=True)
 _reg("t.inl", "CHARBUF", inline="{evt}.payload.get('str')")
+_reg("t.time", "CHARBUF", extract=lambda e, a: f"T{e.ts}", json_extract=lambda e, a: e.ts)
 _reg("t.req", "CHARBUF", extract=_args, arg="required", arg_kind="key")
 _reg("t.anc", "CHARBUF", extract=_anc, arg="optional", arg_kind="index", ancestors=True, no_rhs=True,
      no_transformer=True, parse_arg=_index)

@@ -437,6 +437,8 @@ def test_output_render_and_fields():
                                "t.ip": "10.0.0.1", "t.list": ["a", "b"], "t.str": "Bob", "t.str2": None,
                                "t.u32": 7}
     assert list(fmt.fields(evt)) == sorted(fmt.fields(evt))
+    t = compile_output("%t.time", SOURCE)
+    assert t.render(Evt(_ts=5)) == "T5" and t.fields(Evt(_ts=5)) == {"t.time": 5}
     assert compile_output("%3t.str|", SOURCE).render(Evt(str="abcdef")) == "abc|"
 
 

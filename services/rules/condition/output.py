@@ -19,8 +19,9 @@ Rendering (§3.2): strings as they are, numbers by the field's print format (PF_
 `0..`, else decimal), DOUBLE `%.1f`, BOOL `true`/`false`, IPs in their usual text form, list
 fields `(a,b,c)`, a field's own `render` when it has one. `fields()` gives Falco's JSON
 `output_fields`: one key per field token as written, typed values (numbers for decimal numeric
-fields, arrays for list fields, booleans, strings otherwise), None for missing; transformer tokens
-are left out but the fields inside them are included.
+fields, arrays for list fields, booleans, strings otherwise; a field's `json_extract` when it has
+one, e.g. evt.time's integer timestamp), None for missing; transformer tokens are left out but
+the fields inside them are included.
 """
 
 from __future__ import annotations
@@ -163,7 +164,16 @@ class OutputFormat:
 
     def fields(self, evt: Any) -> dict[str, Any]:
         vals = self._values(evt)
-        return {k: (None if vals[i] is None else json_value(vals[i], e)) for k, i, e in self.json_keys}
+        out = {}
+        for k, i, e in self.json_keys:
+            v = vals[i]
+            if v is None:
+                out[k] = None
+            elif isinstance(e, ir.FieldVal) and e.field.json_extract is not None:
+                out[k] = e.field.json_extract(evt, e.arg)
+            else:
+                out[k] = json_value(v, e)
+        return out
 
 
 def compile_output(fmt: str, source: str, *, rule_output: bool = True) -> OutputFormat:

@@ -86,6 +86,9 @@ class Field:
     no_transformer: bool = False  # cannot be wrapped in a transformer
     print_format: str = "PF_DEC"  # PF_DEC | PF_HEX | PF_OCT | PF_ID | PF_NA ...
     render: Callable[[Any], str] | None = None  # text form when the default is not right
+    # JSON output_fields value when it is not the typed value (libsinsp's extract_as_js: evt.time
+    # and its siblings give the integer timestamp); called as json_extract(evt, arg)
+    json_extract: Extractor | None = field(default=None, compare=False, hash=False)
     deprecated: bool = False
     aliases: tuple[str, ...] = field(default=())
     # Code-generation helpers (see the module docstring).
