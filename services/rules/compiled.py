@@ -74,8 +74,8 @@ def selected_names(ruleset: Any, sel: Selection) -> list[str]:
 
 def prepare(ruleset: Any) -> Any:
     """Build the event dispatch now, so the first event after a swap does not pay for it."""
-    if getattr(ruleset, "_dispatch", 1) is None and hasattr(ruleset, "_build"):
-        ruleset._dispatch = ruleset._build()
+    if hasattr(ruleset, "prepare"):
+        ruleset.prepare()
     return ruleset
 
 

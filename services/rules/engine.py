@@ -115,6 +115,13 @@ class Match:
         return f"Match({self.rule.name!r}, evt={getattr(self.evt, 'num', '?')})"
 
 
+_NO_MATCH: list = []  # the shared empty result (callers only read it)
+
+
+def _reraise(e: BaseException) -> Any:
+    raise e
+
+
 class SelectionError(ValueError):
     """Rule selection options that Falco refuses (e.g. -t together with -D/-T)."""
 
@@ -135,7 +142,7 @@ class Ruleset:
             raise ValueError(f"rule_matching must be first or all, not {rule_matching!r}")
         self.rule_matching = rule_matching
         self.all_events = all_events
-        self._dispatch: dict[tuple[str, int], Any] | None = None
+        self._invalidate()
         self._ignored: frozenset[int] = frozenset() if all_events else ignored_codes()
 
     # --- selection ----------------------------------------------------------------------------
@@ -152,7 +159,7 @@ class Ruleset:
             raise ValueError(f"unknown match mode {match!r}")
         for r in hit:
             self.enabled[r.name] = enabled
-        self._dispatch = None
+        self._invalidate()
         return len(hit)
 
     def enable_tags(self, tags: Iterable[str], enabled: bool = True) -> int:
@@ -163,13 +170,13 @@ class Ruleset:
             if tags.intersection(r.tags):
                 self.enabled[r.name] = enabled
                 n += 1
-        self._dispatch = None
+        self._invalidate()
         return n
 
     def enable_all(self, enabled: bool = True) -> None:
         for r in self.rules:
             self.enabled[r.name] = enabled
-        self._dispatch = None
+        self._invalidate()
 
     def apply_cli_selection(self, disable_substrings: Sequence[str] = (), only_tags: Sequence[str] = (),
                             disable_tags: Sequence[str] = ()) -> None:
@@ -201,42 +208,47 @@ class Ruleset:
         return [r for r in self.rules if self.enabled[r.name]]
 
     # --- evaluation ---------------------------------------------------------------------------
-    def _build(self) -> dict[tuple[str, int], Any]:
-        from tiercel.rules.condition import generate_evaluator
+    def _build_source(self, source: str) -> Any:
+        """The evaluator of one source's enabled rules: one generated module, dispatch on the
+        event code (`tiercel.rules.condition.build_evaluator`). Syscall rules are not indexed
+        under the codes Falco skips without -A, so those events cost one missed lookup."""
+        from tiercel.rules.condition import build_evaluator, rule_event_codes
 
-        by_key: dict[tuple[str, int], list[Rule]] = {}
-        every: dict[str, list[Rule]] = {}
-        for r in self.enabled_rules():
-            if r.evttypes is None:
-                every.setdefault(r.source, []).append(r)
-            else:
-                for code in r.evttypes:
-                    by_key.setdefault((r.source, code), []).append(r)
-        # Rules indexed under every code join each code's list in rule order.
-        dispatch: dict[tuple[str, int], Any] = {}
-        first = self.rule_matching == "first"
-        for key, rules in by_key.items():
-            extra = every.get(key[0], [])
-            if extra:
-                rules = sorted(rules + extra, key=lambda r: r.index)
-            dispatch[key] = generate_evaluator([(r, r.compiled.filter) for r in rules], first, code=key[1],
-                                               source=key[0])
-        for source, rules in every.items():
-            dispatch[(source, -1)] = generate_evaluator([(r, r.compiled.filter) for r in rules], first)
-        return dispatch
+        rules = [r for r in self.enabled_rules() if r.source == source]
+        skip = self._ignored if source == "syscall" else frozenset()
+        items = [(r, r.compiled.filter, rule_event_codes(r.compiled.filter.tree, source) - skip) for r in rules]
+        ev = build_evaluator(source, items, self.rule_matching)
+        ev.namespace["_on_error"] = _reraise  # callers count failed events (the workers' eval_error)
+        self._evaluators[source] = ev
+        self._evaluate[source] = ev.evaluate
+        return ev
+
+    def prepare(self, sources: Iterable[str] | None = None) -> Ruleset:
+        """Build the evaluators now (every source with rules, or those given), so the first event
+        after a ruleset swap does not pay for code generation."""
+        for src in sources if sources is not None else sorted({r.source for r in self.enabled_rules()}):
+            if src not in self._evaluators:
+                self._build_source(src)
+        return self
+
+    def _invalidate(self) -> None:
+        self._evaluators: dict[str, Any] = {}
+        self._evaluate: dict[str, Any] = {}
+
+    def evaluator(self, source: str) -> Any:
+        """The compiled evaluator of a source (`.source_code` shows the generated Python)."""
+        ev = self._evaluators.get(source)
+        return ev if ev is not None else self._build_source(source)
 
     def process(self, evt: Any) -> list[Match]:
         """The matches of one event, in rule order (at most one under `rule_matching: first`)."""
-        d = self._dispatch
-        if d is None:
-            d = self._dispatch = self._build()
-        code = evt.code
-        if code in self._ignored and evt.source == "syscall":
-            return []
-        fn = d.get((evt.source, code)) or d.get((evt.source, -1))
+        fn = self._evaluate.get(evt.source)
         if fn is None:
-            return []
-        return [Match(r, evt) for r in fn(evt)]
+            fn = self._build_source(evt.source).evaluate
+        hits = fn(evt)
+        if not hits:
+            return _NO_MATCH
+        return [Match(r, evt) for r in hits]
 
     def describe(self) -> list[dict[str, Any]]:
         """What `tiercel rules list` shows per rule."""

@@ -53,15 +53,12 @@ def read_trace(path: str, warn: Callable[[str], None] = lambda m: None) -> Itera
 
 
 def _scap_events(path: str) -> Iterator[Any]:
+    from tiercel.ingest.capfile import read_capture  # the ingest reader + state engine
+
     try:
-        from tiercel.ingest.capture import read_capture  # the ingest reader + state engine
-    except ImportError:
-        raise TraceError("reading .scap captures needs tiercel.ingest.capture (reader + state engine), "
-                         "which this build does not have yet") from None
-    try:
-        yield from read_capture(path)
+        yield from read_capture(path, source="syscall")
     except ValueError as e:
-        raise TraceError(f"{path}: {e}") from None
+        raise TraceError(str(e)) from None
 
 
 def k8s_audit_events(data: bytes, warn: Callable[[str], None] = lambda m: None,

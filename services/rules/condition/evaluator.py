@@ -113,12 +113,13 @@ def build_evaluator(source: str, rules: Iterable[tuple[Any, Node | Checked, Iter
     gen.chunks.append("\n".join(header))
 
     table_src = []
+    notes: dict[str, str] = {}
     for n, (key, group_codes) in enumerate(groups.items()):
         fname = f"_e{n}"
         names = sorted({_code_name(c) for c in group_codes})
         doc = f"codes {', '.join(map(str, group_codes))} ({', '.join(names)})"
         _emit_function(gen, fname, [(f"_r{i}", ids[i], checked[i], p) for i, p in group_rules[key]],
-                       matching, _comment(doc, 300))
+                       matching, _comment(doc, 300), notes)
         table_src.extend(f"    {c}: {fname}," for c in group_codes)
 
     gen.chunks.append("_table = {\n" + "\n".join(table_src) + "\n}")
@@ -135,13 +136,19 @@ def build_evaluator(source: str, rules: Iterable[tuple[Any, Node | Checked, Iter
 
 
 def _emit_function(gen: codegen.Generator, fname: str, rules: list[tuple[str, Any, Checked, ir.Pred]],
-                   matching: str, doc: str | None) -> None:
-    """One function evaluating `rules` ((result global, id, checked, folded predicate)) in order."""
+                   matching: str, doc: str | None, notes: dict[str, str] | None = None) -> None:
+    """One function evaluating `rules` ((result global, id, checked, folded predicate)) in order.
+    `notes` caches each rule's comment line across the functions of one module (printing a
+    condition costs as much as compiling it)."""
+    notes = {} if notes is None else notes
     fg = codegen.FunctionGen(gen, codegen.repeated_preds([p for *_, p in rules]))
     body = [] if matching == "first" else ["    _o = []"]
     d: frozenset = frozenset()
     for rname, rid, c, p in rules:
-        body.append(f"    # rule {_comment(rid)}: {_comment(to_string(c.tree), 160)}")
+        note = notes.get(rname)
+        if note is None:
+            note = notes[rname] = f"    # rule {_comment(rid)}: {_comment(to_string(c.tree), 160)}"
+        body.append(note)
         code, d, _ = fg.pred(p, d)
         if p is ir.TRUE:
             body.append(f"    return {rname}" if matching == "first" else f"    _o.append({rname})")
