@@ -17,7 +17,6 @@ like a field or like a transformer call), `LOAD_UNSAFE_NA_CHECK` (`ka.*`/`jevt.*
 
 from __future__ import annotations
 
-import copy
 import re
 import socket
 from typing import Any, NamedTuple
@@ -114,13 +113,10 @@ class Checked:
         return self._evttypes
 
 
-def check(tree: Node, source: str, *, legacy_list_ops: bool = False) -> Checked:
+def check(tree: Node, source: str) -> Checked:
     """Type-check an expanded condition for `source`. Raises CompileError (MacroError if an
-    identifier is left). `legacy_list_ops`: accept the element type's scalar operators on list
-    fields, true when any element matches (libs before 0.11, Falco <= 0.34, which rules files
-    written for those engines rely on: `ka.req.role.rules.resources contains "pods/exec"`)."""
+    identifier is left)."""
     c = _Checker(source)
-    c.legacy_list_ops = legacy_list_ops
     pred = c.pred(tree)
     return Checked(pred, c.warnings, list(c.fields), list(c.operators), source, tree)
 
@@ -259,8 +255,6 @@ def regex_suggestion(pattern: str) -> str | None:
 
 
 class _Checker:
-    legacy_list_ops = False
-
     def __init__(self, source: str):
         self.source = source
         self.warnings: list[Warning] = []
@@ -292,10 +286,6 @@ class _Checker:
         lhs = self.expr(n.left)
         op = "=" if n.op == "==" else n.op
         self.operators[n.op if not n.modifier else f"{n.op} {n.modifier}"] = None
-        if self.legacy_list_ops and lhs.is_list and isinstance(lhs, ir.FieldVal) \
-                and op not in allowed_ops(lhs.type, True) and op in allowed_ops(lhs.type, False):
-            lhs = copy.copy(lhs)  # same value (the element list), tested element by element
-            lhs.is_list, lhs.existential = False, True
         if op not in allowed_ops(lhs.type, lhs.is_list):
             raise self.error(f"filter error: '{n.op}' operator not supported for "
                              f"{type_category(lhs.type, lhs.is_list)} filters", n)

@@ -24,10 +24,6 @@ CONTAINER_INFO = "%container.info"
 DEPRECATED_OUTPUT_FIELDS = ("evt.dir", "evt.latency", "evt.latency.s", "evt.latency.ns", "evt.latency.human",
                             "evt.wait_latency")
 NO_EVTTYPE_LIMIT = 100
-# Rules from files that require an engine older than this (Falco <= 0.34, libs < 0.11) may use a
-# list field with its element type's scalar operators (`ka.req.role.rules.resources contains x`:
-# true when some element matches), as those engines allowed; newer files get Falco's error.
-LEGACY_LIST_OPS_BEFORE = (0, 17, 0)
 
 
 @dataclass
@@ -233,8 +229,7 @@ def _compile_rule(C: Any, r: RuleInfo, macros: dict[str, Any], substitute, macro
         raise LoadError("LOAD_ERR_VALIDATE", e.message, _expr_ctx(r.cond_ctx, text, e)) from None
     macro_used.update(used)
     try:
-        legacy = r.file_engine_version is not None and r.file_engine_version < LEGACY_LIST_OPS_BEFORE
-        checked = _stage(C, "check_condition")(ast, r.source, legacy_list_ops=legacy)
+        checked = _stage(C, "check_condition")(ast, r.source)
     except C.ConditionError as e:
         if e.is_unknown and r.skip_if_unknown_filter:
             res.warn(R.LOAD_UNKNOWN_FILTER, e.message, r.cond_ctx or r.ctx)

@@ -101,8 +101,6 @@ class RuleInfo:
     unknown_source: bool = False
     index: int = 0
     visibility: int = 0
-    # the required_engine_version its file declared before it (None: none), for legacy semantics
-    file_engine_version: tuple[int, int, int] | None = None
 
 
 @dataclass

@@ -89,7 +89,6 @@ class Reader:
         self.sink = sink
         self.res = result
         self.engine_version = engine_version
-        self.file_engine_version: tuple[int, int, int] | None = None  # declared by this file
 
     # --- helpers over nodes -------------------------------------------------------------------
     def pos(self, node: Node | None) -> Position:
@@ -223,7 +222,6 @@ class Reader:
         if version[0] != ev[0] or version > ev:
             raise LoadError("LOAD_ERR_VALIDATE", f"Rules require engine version {version_str(version)}, "
                             f"but engine version is {version_str(ev)}", ctx)
-        self.file_engine_version = max(version, self.file_engine_version or version)
         self.sink.define_engine_version(EngineVersionInfo(version, ctx))
 
     def read_plugin_versions(self, item: MappingNode, parent: Context) -> None:
@@ -396,7 +394,7 @@ class Reader:
             self.res.warn("LOAD_DEPRECATED_ITEM", WARNING_ENABLED, ctx)
             self.sink.enable_rule(name, bool(enabled), ctx)
             return
-        info = RuleInfo(name, ctx, file_engine_version=self.file_engine_version)
+        info = RuleInfo(name, ctx)
         info.cond_ctx = self.ctx(ctx, self.get(item, "condition"), R.RULE_CONDITION)
         info.cond = self.decode_str(item, "condition", ctx)
         info.output_ctx = self.ctx(ctx, self.get(item, "output"), R.RULE_OUTPUT)
