@@ -119,10 +119,8 @@ def replay(
     all_events: Annotated[bool, typer.Option("-A", help="Evaluate all event types (skip none).")] = False,
 ) -> None:
     """Evaluate a capture offline against rules files; one alert per stdout line, summary on stderr."""
-    import time
-
     from tiercel.rules.engine import SelectionError, check_plugin_requirements
-    from tiercel.rules.replay import TraceError, read_trace
+    from tiercel.rules.replay import TraceError, read_trace, replay_events
 
     outcome = _load(rules, config, option, all_events)
     for r in outcome.results:
@@ -139,28 +137,17 @@ def replay(
         print(f"Runtime error: {e}. Exiting.", file=sys.stderr)
         raise typer.Exit(1) from None
     fmt = outcome.engine.formatter
-    t0 = time.monotonic()
-    n_events = n_alerts = 0
-    by_rule: dict[str, int] = {}
     out = sys.stdout
+    line = fmt.line
     try:
-        for evt in read_trace(trace, warn=lambda m: print(m, file=sys.stderr)):
-            n_events += 1
-            for m in rs.process(evt):
-                n_alerts += 1
-                by_rule[m.rule.name] = by_rule.get(m.rule.name, 0) + 1
-                out.write(fmt.line(m) + "\n")
+        summary = replay_events(rs, read_trace(trace, warn=lambda m: print(m, file=sys.stderr)),
+                                lambda m: out.write(line(m) + "\n"))
     except TraceError as e:
         out.flush()
         print(f"Runtime error: {e}. Exiting.", file=sys.stderr)
         raise typer.Exit(1) from None
     out.flush()
-    dt = time.monotonic() - t0
-    print(f"Events detected: {n_alerts}", file=sys.stderr)
-    print(f"Rule counts by severity: events read {n_events} in {dt:.3f}s", file=sys.stderr)
-    print("Triggered rules by rule name:", file=sys.stderr)
-    for name, n in by_rule.items():
-        print(f"   {name}: {n}", file=sys.stderr)
+    sys.stderr.write(summary.text())
 
 
 def register(app: typer.Typer) -> None:
