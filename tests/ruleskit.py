@@ -40,6 +40,7 @@ def open_event(num: int, comm: str, path: str, exepath: str | None = None) -> An
     e.thread = t
     e.fd = FdInfo(3, "file", path, nameraw=path, flags=1)
     e.fdnum = 3
+    e.fdrel = True
     return e
 
 

@@ -32,6 +32,7 @@ SUITE_MODULES: dict[str, str] = {
     "ingest": "tiercel.ingest.bench_live",
     "capture": "tiercel.ingest.bench",
     "api": "tiercel.api.bench",
+    "pipeline": "tiercel.rules.bench_pipeline",
 }
 
 _REGISTRY: dict[str, Callable[[BenchContext], list[Result]]] = {}

@@ -40,29 +40,40 @@ TARGET_P99_MS = 50.0
 HOST = "bench-host"
 
 
-def workload(n_events: int) -> tuple[list[list[Any]], int]:
-    """Wire-form event batches (lists of encoded events) and how many events should alert."""
+def workload(n_events: int) -> tuple[list[Any], int]:
+    """The rules benchmark's syscall mix with every MATCH_EVERY-th event made to alert; the
+    events and how many of them alert."""
     from tiercel.common.event import FdInfo
-    from tiercel.common.wire import encode_events
     from tiercel.rules.bench import event_mix
 
     events = event_mix(n_events)
+    untrusted = next(e.thread for e in events if e.thread is not None and e.thread.comm == "python3")
     matching = 0
     for i, evt in enumerate(events):
         if i % MATCH_EVERY == MATCH_EVERY - 1:
-            _make_match(evt, FdInfo)
+            _make_match(evt, untrusted, FdInfo)
             matching += 1
-    # one encode_events call per batch: thread snapshots are shared within a batch only
-    return [encode_events(events[i:i + BATCH]) for i in range(0, len(events), BATCH)], matching
+    return events, matching
 
 
-def _make_match(evt: Any, FdInfo: Any) -> None:
-    """Turn an event into `openat /etc/shadow` by an untrusted program (default ruleset match)."""
+def batches(events: list[Any], size: int) -> list[list[bytes]]:
+    """Wire items per batch: one encode_events call per batch, as thread snapshots are shared
+    within a batch only."""
+    from tiercel.common.wire import encode_events
+
+    return [encode_events(events[i:i + size]) for i in range(0, len(events), size)]
+
+
+def _make_match(evt: Any, thread: Any, FdInfo: Any) -> None:
+    """Turn an event into `openat /etc/shadow` for reading by an untrusted program (the default
+    ruleset's `Sensitive file read by untrusted program`)."""
     from tiercel.rules.bench import _code
 
     evt.code = _code("openat")
+    evt.thread, evt.tid = thread, thread.tid
     evt.fd = FdInfo(7, "file", "/etc/shadow", nameraw="/etc/shadow", flags=1)
     evt.fdnum = 7
+    evt.fdrel = True
     evt.params = [7, -100, "/etc/shadow", 1, 0, 0, 0]
 
 
@@ -142,20 +153,20 @@ async def _publish_backlog(js: Any, payloads: list[tuple[int, bytes]]) -> None:
     await asyncio.gather(*futs)
 
 
-def _encode(batches: list[list[Any]], seq0: int) -> list[tuple[int, bytes]]:
+def _encode(wire: list[list[Any]], seq0: int) -> list[tuple[int, bytes]]:
     """(seq of the first event, encoded batch), numbered from seq0 without gaps."""
     from tiercel.common import bus
 
     out = []
     seq = seq0
-    for b in batches:
+    for b in wire:
         out.append((seq, bus.EventBatch(HOST, "syscall", seq, b, time.time_ns()).encode()))
         seq += len(b)
     return out
 
 
-async def _throughput_run(url: str, batches: list[list[Any]], seq0: int) -> float:
-    """Events/s to drain a backlog with the workers already running."""
+async def _throughput_run(url: str, wire: list[list[Any]], seq0: int, pids: list[int]) -> tuple[float, float]:
+    """Events/s to drain a backlog with the workers already running, and the workers' CPU seconds."""
     from tiercel.common import bus
 
     nc = await _connect(url)
@@ -163,18 +174,39 @@ async def _throughput_run(url: str, batches: list[list[Any]], seq0: int) -> floa
     await _reset(js)
     stream, consumer = bus.EVENTS_STREAM.name, bus.RULES_CONSUMER
     await js.pause_consumer(stream, consumer, "2100-01-01T00:00:00Z")
-    await _publish_backlog(js, _encode(batches, seq0))
-    n_events = sum(len(b) for b in batches)
-    t0 = time.perf_counter()
+    await _publish_backlog(js, _encode(wire, seq0))
+    n_events = sum(len(b) for b in wire)
+    total = len(wire)
+    cpu0 = sum(_cpu_s(p) for p in pids)
     await js.resume_consumer(stream, consumer)
-    while (await js.stream_info(stream)).state.messages:
-        await asyncio.sleep(0.02)
+    # The clock starts at the first ack: pull requests made while the consumer was paused wait
+    # for their expiry (up to 1 s) before workers pull again, which is not the workers' speed.
+    t0 = None
+    while True:
+        left = (await js.stream_info(stream)).state.messages
+        if t0 is None and left < total:
+            t0, done0 = time.perf_counter(), total - left
+        if not left:
+            break
+        await asyncio.sleep(0.01)
     dt = time.perf_counter() - t0
+    n_events = n_events * (total - done0) / total
+    cpu = sum(_cpu_s(p) for p in pids) - cpu0
     await nc.close()
-    return n_events / dt
+    return n_events / dt, cpu
 
 
-async def _latency_run(url: str, batches: list[list[Any]], seq0: int, duration: float, raw: bool) -> list[float]:
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (so far)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            parts = f.read().rsplit(")", 1)[1].split()
+        return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+async def _latency_run(url: str, events: list[Any], seq0: int, duration: float, raw: bool) -> list[float]:
     """Paced publish at LATENCY_RATE; ms from each batch's publish to each of its alerts (or, raw,
     to the batch's arrival at a core subscriber)."""
     from tiercel.common import bus
@@ -204,19 +236,18 @@ async def _latency_run(url: str, batches: list[list[Any]], seq0: int, duration: 
     else:
         await nc.subscribe(f"{bus.ALERTS_SUBJECT}.>", cb=on_alert)
     await nc.flush()
-    # Ingest-like batching at the rate: a batch every interval of this many events.
+    # Ingest-like batching at the rate: a batch every 20 ms (at most BATCH events).
     per_batch = min(BATCH, max(1, int(LATENCY_RATE * 0.02)))
     interval = per_batch / LATENCY_RATE
-    flat = [e for b in batches for e in b]
+    paced = batches(events, per_batch)
     seq = seq0
     t_start = time.perf_counter()
     k = 0
     futs = []
     while time.perf_counter() - t_start < duration:
-        start = (k * per_batch) % max(1, len(flat) - per_batch)
-        evs = flat[start:start + per_batch]
+        items = paced[k % len(paced)]
         now_ns = time.time_ns()
-        data = bus.EventBatch(HOST, "syscall", seq, evs, now_ns).encode()
+        data = bus.EventBatch(HOST, "syscall", seq, items, now_ns).encode()
         firsts.append(seq)
         sent[seq] = now_ns
         if raw:
@@ -227,7 +258,7 @@ async def _latency_run(url: str, batches: list[list[Any]], seq0: int, duration: 
             if len(futs) > 64:
                 await asyncio.gather(*futs)
                 futs = []
-        seq += len(evs)
+        seq += len(items)
         k += 1
         delay = t_start + k * interval - time.perf_counter()
         if delay > 0:
@@ -288,7 +319,8 @@ def bench(ctx: BenchContext) -> list[Result]:
 
     n_events = ctx.scale(300_000, 20_000)
     duration = ctx.scale(10, 3)
-    batches, matching = workload(n_events)
+    events, matching = workload(n_events)
+    wire = batches(events, BATCH)
     results: list[Result] = []
     with EmbeddedBroker(store_dir=Path(ctx.workdir) / "pipeline-js") as broker:
         url = broker.url
@@ -299,33 +331,44 @@ def bench(ctx: BenchContext) -> list[Result]:
             await nc.close()
 
         asyncio.run(setup())
-        payloads = [p for _, p in _encode(batches, 1)]
+        payloads = [p for _, p in _encode(wire, 1)]
         ref_tp = [asyncio.run(_raw_throughput(url, payloads, n_events)) for _ in range(ctx.runs)]
-        ref_lat = asyncio.run(_latency_run(url, batches, 1, duration, raw=True))
+        ref_lat = asyncio.run(_latency_run(url, events, 1, duration, raw=True))
         tp: dict[int, list[float]] = {}
+        per_cpu: dict[int, list[float]] = {}
+        broker_cpu: dict[int, list[float]] = {}
         lat: list[float] = []
         seq0 = 1
         for n in (1, 2):
-            with Workers(url, n, ctx.workdir):
+            with Workers(url, n, ctx.workdir) as w:
                 asyncio.run(_wait_ready_url(url, n))
-                rates = []
+                pids = [p.pid for p in w.procs]
+                tp[n], per_cpu[n] = [], []
                 for r in range(ctx.warmup + ctx.runs):
-                    rate = asyncio.run(_throughput_run(url, batches, seq0))
+                    b0 = _cpu_s(broker.proc.pid)
+                    rate, cpu = asyncio.run(_throughput_run(url, wire, seq0, pids))
+                    bcpu = _cpu_s(broker.proc.pid) - b0
                     seq0 += n_events
                     if r >= ctx.warmup:
-                        rates.append(rate)
-                    ctx.log(f"pipeline: {n} worker(s) run {r}: {rate:,.0f} events/s")
-                tp[n] = rates
+                        tp[n].append(rate)
+                        per_cpu[n].append(n_events / cpu if cpu else float("nan"))
+                        broker_cpu.setdefault(n, []).append(bcpu)
+                    ctx.log(f"pipeline: {n} worker(s) run {r}: {rate:,.0f} events/s, workers' CPU {cpu:.2f} s, "
+                            f"nats-server CPU {bcpu:.2f} s (incl. loading the backlog)")
                 if n == 2:
-                    lat = asyncio.run(_latency_run(url, batches, seq0, duration, raw=False))
+                    lat = asyncio.run(_latency_run(url, events, seq0, duration, raw=False))
     ref = Result("raw nats-py pub→sub", "events/s", ref_tp)
     results.append(Result("throughput, 1 worker", "events/s", tp[1], reference=ref,
-                          extra={"events": n_events, "alerting": matching, "batch": BATCH}))
-    results.append(Result("throughput, 2 workers", "events/s", tp[2], reference=ref))
+                          extra={"events": n_events, "alerting": matching, "batch": BATCH,
+                                 "events_per_worker_cpu_s": statistics.median(per_cpu[1]),
+                                 "nats_server_cpu_s": statistics.median(broker_cpu[1])}))
+    results.append(Result("throughput, 2 workers", "events/s", tp[2], reference=ref,
+                          extra={"events_per_worker_cpu_s": statistics.median(per_cpu[2]),
+                                 "nats_server_cpu_s": statistics.median(broker_cpu[2])}))
     scale = [b / a for a, b in zip(tp[1], tp[2], strict=False)] if tp[1] and tp[2] else []
     results.append(Result("scaling 2 workers / 1", "x", scale, target=TARGET_SCALING,
-                          extra={"cpus": os.cpu_count(),
-                                 "note": "publisher-free measurement; nats-server and both workers share the cores"}))
+                          extra={"cpus": os.cpu_count(), "loadavg": os.getloadavg(),
+                                 "note": "publisher-free drain; nats-server and both workers share the cores"}))
     ref_p50 = Result("raw hop p50", "ms", [_pct(ref_lat, 0.5)], higher_is_better=False)
     ref_p99 = Result("raw hop p99", "ms", [_pct(ref_lat, 0.99)], higher_is_better=False)
     results.append(Result("alert latency p50 @10k ev/s, 2 workers", "ms", [_pct(lat, 0.5)], higher_is_better=False,
