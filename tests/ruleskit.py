@@ -161,17 +161,21 @@ class Bus:
         await self.js.publish(bus.events_subject(source, host), data)
 
     async def stored_alerts(self) -> list[dict[str, Any]]:
-        """Every alert in the alerts stream, in stream order."""
-        info = await self.js.stream_info(bus.ALERTS_STREAM.name)
-        out = []
-        for seq in range(info.state.first_seq, info.state.last_seq + 1):
-            if info.state.messages == 0:
-                break
-            try:
-                m = await self.js.get_msg(bus.ALERTS_STREAM.name, seq)
-            except Exception:
-                continue
-            out.append(json.loads(m.data))
+        """Every alert in the alerts stream, in stream order (an ephemeral pull consumer)."""
+        from nats.js.api import AckPolicy, ConsumerConfig
+
+        total = (await self.js.stream_info(bus.ALERTS_STREAM.name)).state.messages
+        out: list[dict[str, Any]] = []
+        if not total:
+            return out
+        psub = await self.js.pull_subscribe(f"{bus.ALERTS_SUBJECT}.>", stream=bus.ALERTS_STREAM.name,
+                                            config=ConsumerConfig(ack_policy=AckPolicy.NONE))
+        try:
+            while len(out) < total:
+                for m in await psub.fetch(min(1000, total - len(out)), timeout=5):
+                    out.append(json.loads(m.data))
+        finally:
+            await psub.unsubscribe()
         return out
 
     async def request(self, area: str, op: str, timeout: float = 30.0, **args: Any) -> dict[str, Any]:
