@@ -124,10 +124,12 @@ def build_evaluator(source: str, rules: Iterable[tuple[Any, Node | Checked, Iter
 
     gen.chunks.append("_table = {\n" + "\n".join(table_src) + "\n}")
     gen.chunks.append(
-        "def _nothing(evt):\n    return ()\n\n\n"
-        "def evaluate(evt, _get=_table.get, _nothing=_nothing):\n"
+        "def evaluate(evt, _get=_table.get):\n"
+        "    f = _get(evt.code)\n"
+        "    if f is None:\n"
+        "        return ()\n"
         "    try:\n"
-        "        return _get(evt.code, _nothing)(evt)\n"
+        "        return f(evt)\n"
         "    except Exception as e:  # a broken extractor or event must not stop the stream\n"
         "        return _on_error(e)")
     gen.globals["_on_error"] = None  # replaced by the Evaluator
