@@ -215,6 +215,7 @@ def test_parse_field():
     "not (not a)", "a and (b and c) or (d or e)", 'x.y = "a\\x5cb" and z.w = "q\\"uote"',
     "x.y = \"\" or x.y in (\"\", \"(x)\", \"a,b\")", "x.y = \"oneof\"", "x.y[\"a b\"] = c",
     "concat(a.b, \"x\", 5, (c.d, \"e\"))[1] = val(f.g)", "x.y pmatch (/a, /b/*)",
+    "x.y in (\"\", \"\\x08\")", "x.y = \"\\x08a\"",
 ])
 def test_round_trip(text):
     t = parse(text)

@@ -124,7 +124,8 @@ def quote(value: str) -> str:
 
 
 def _bare_ok(v: str) -> bool:
-    return bool(lx.BARE_STRING_FULL.match(v)) and v not in MODIFIERS
+    # \b is a blank to the parser though bare strings may hold it: quote values with blanks
+    return bool(lx.BARE_STRING_FULL.match(v)) and v not in MODIFIERS and not any(c in lx.BLANKS for c in v)
 
 
 def _str_value(v: str) -> str:
