@@ -58,6 +58,7 @@ async def test_every_alert_exactly_once_even_when_a_worker_is_killed(nats_broker
     system.start(1)
     async with Bus(nats_broker.url) as b:
         await b.ready(2)
+        assert (await b.request("config", "set", key="syscall_event_drops.actions", value="log,alert"))["ok"]
         expected: set[int] = set()
 
         async def steady(k0: int, n: int) -> None:
@@ -97,6 +98,10 @@ async def test_every_alert_exactly_once_even_when_a_worker_is_killed(nats_broker
         survivor = await b.until(lambda: [hb for hb in b.live().values() if hb["counters"]["redelivered"]], 5,
                                  "the survivor's heartbeat counting redeliveries")
         assert survivor
+        # ... and said so: Falco's internal alert shape, for a worker falling behind.
+        behind = await b.until(lambda: [a for a in b.core_alerts if a["rule"] == "Falco internal: rules worker behind"],
+                               5, "the behind alert")
+        assert behind[0]["source"] == "internal" and int(behind[0]["output_fields"]["n_redelivered"]) > 0
         # A core subscriber may see an alert of a redelivered batch twice; the ids tell them apart.
         assert {a["id"] for a in b.core_alerts if a["rule"] == "Shadow read by cat"} == set(ids)
         a = alerts[0]
@@ -119,8 +124,16 @@ async def test_config_priority_stops_lower_alerts_on_every_worker(nats_broker, s
                       "the critical alerts")
         await asyncio.sleep(0.2)
         assert not [a for a in b.core_alerts[before:] if a["rule"] == "Shadow read by cat"]
-        live = {hb["instance"]: hb["counters"]["events"] for hb in b.live().values()}
-        assert len(live) == 2
+        # Output rate limiting: a bucket of 3 shared by 2 workers, refilled at 0.01/s.
+        for key, value in (("priority", "debug"), ("outputs.rate", 0.01), ("outputs.max_burst", 3)):
+            assert (await b.request("config", "set", key=key, value=value))["ok"]
+        before = len(b.core_alerts)
+        for k in range(10):
+            await b.publish([open_event(100 + k, "cat", "/etc/shadow")])
+        await b.until(lambda: sum(hb["counters"]["rate_limited"] for hb in b.live().values()) >= 10 - 3, 5,
+                      "rate-limited alerts counted")
+        got = [a for a in b.core_alerts[before:] if a["rule"] == "Shadow read by cat"]
+        assert 1 <= len(got) <= 3
 
 
 async def test_malformed_batches_are_counted_drops_and_the_worker_keeps_going(nats_broker, system):

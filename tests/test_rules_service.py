@@ -83,7 +83,8 @@ async def test_rules_put_rejects_errors_and_valid_changes_reach_every_worker(nat
         listing = await b.request("rules", "list")
         assert listing["revision"] == rev1
         assert [f["name"] for f in listing["files"]] == ["test_rules.yaml", "extra.yaml"]
-        assert {r["name"] for r in listing["rules"]} == {"Secret read", "Pod exec", "Configmap deleted"}
+        assert {r["name"]: r["file"] for r in listing["rules"]} == \
+            {"Secret read": "test_rules.yaml", "Pod exec": "test_rules.yaml", "Configmap deleted": "extra.yaml"}
         got = await b.request("rules", "get", name="extra.yaml")
         assert got["content"] == EXTRA and got["revision"] == rev1
         old = await b.request("rules", "get", name="test_rules.yaml", revision=rev0)

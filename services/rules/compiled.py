@@ -144,7 +144,19 @@ class EngineAdapter:
     # --- describing --------------------------------------------------------------------------
     @staticmethod
     def describe(ruleset: Any) -> list[dict[str, Any]]:
-        return ruleset.describe()
+        """The engine's description of each rule, plus `file`: where the rule was defined."""
+        rows = ruleset.describe()
+        files = {r.name: _rule_file(r) for r in getattr(ruleset, "all_rules", ())}
+        for row in rows:
+            row["file"] = files.get(row["name"], "")
+        return rows
+
+
+def _rule_file(rule: Any) -> str:
+    try:
+        return rule.compiled.info.ctx.locations[0].pos.name
+    except (AttributeError, IndexError):
+        return ""
 
 
 def _priority_number(name: str) -> int:
