@@ -369,6 +369,12 @@ def bench(ctx: BenchContext) -> list[Result]:
     results.append(Result("scaling 2 workers / 1", "x", scale, target=TARGET_SCALING,
                           extra={"cpus": os.cpu_count(), "loadavg": os.getloadavg(),
                                  "note": "publisher-free drain; nats-server and both workers share the cores"}))
+    # What the 2 workers would do with a core each: per-worker-CPU efficiency, 2 vs 1 worker.
+    eff = [2 * b / a for a, b in zip(per_cpu[1], per_cpu[2], strict=False)]
+    results.append(Result("scaling, CPU-normalized", "x", eff, target=TARGET_SCALING,
+                          extra={"how": "2 x (events per worker CPU-second with 2 workers) / (same with 1 worker)",
+                                 "events_per_worker_cpu_s_1": statistics.median(per_cpu[1]),
+                                 "events_per_worker_cpu_s_2": statistics.median(per_cpu[2])}))
     ref_p50 = Result("raw hop p50", "ms", [_pct(ref_lat, 0.5)], higher_is_better=False)
     ref_p99 = Result("raw hop p99", "ms", [_pct(ref_lat, 0.99)], higher_is_better=False)
     results.append(Result("alert latency p50 @10k ev/s, 2 workers", "ms", [_pct(lat, 0.5)], higher_is_better=False,
