@@ -91,6 +91,9 @@ class RulesService:
         self.nc: Any = None
         self.js: Any = None
         self._ready = asyncio.Event()
+        self._stores: tuple[Any, Any, Any] | None = None
+        self._watchers: list[asyncio.Task] = []
+        self._ticks = 0
         self._stop: asyncio.Event | None = None
         self._bus_totals: dict[str, Counter] = {}
         self._drop_totals: Counter = Counter()
@@ -181,6 +184,33 @@ class RulesService:
             self._ready.set()
         asyncio.get_running_loop().create_task(self.beat_now())
 
+    def _start_watchers(self) -> None:
+        rules, _, config_kv = self._stores
+        for t in self._watchers:
+            t.cancel()
+        self._watchers = [asyncio.create_task(self._watch_config(config_kv), name="config-watch"),
+                          asyncio.create_task(self._watch_rules(rules), name="rules-watch")]
+
+    async def _on_reconnect(self) -> None:
+        """KV watchers are consumers the server may have lost (a restart): watch again."""
+        if self._stores is not None:
+            log.info("reconnected to NATS; watching the rules and config stores again")
+            self._start_watchers()
+
+    async def _check_stores(self) -> None:
+        """Safety net behind the watchers: a committed revision this worker has not applied."""
+        rules, configs, _ = self._stores
+        rev, man = await rules.manifest()
+        if man is not None and rev > self.revision:
+            log.warning("ruleset revision %d was not seen by the watcher; loading it", rev)
+            await self._load_revision(rules, rev)
+        info = await self.js.stream_info(f"KV_{bus.CONFIG_BUCKET}")
+        if info.state.last_seq > self.config_revision:
+            stored = await configs.all()
+            self.stored = {k: v.value for k, v in stored.items()}
+            self.config_revision = info.state.last_seq
+            await self._apply_config()
+
     # --- configuration -------------------------------------------------------------------------
     async def _watch_config(self, kv: Any) -> None:
         while True:
@@ -238,6 +268,12 @@ class RulesService:
 
     async def _tick_once(self, interval: float) -> None:
         now = time.monotonic()
+        self._ticks += 1
+        if self._ticks % 2 == 0 and self._stores is not None:
+            try:
+                await self._check_stores()
+            except Exception as e:
+                log.debug("store check failed: %s", e)
         st = self.stats
         t0, ev0, al0 = self._rates_prev
         dt = max(1e-6, now - t0)
@@ -315,7 +351,7 @@ class RulesService:
     async def run(self, stop: asyncio.Event) -> int:
         self._stop = stop
         cfg = self.base_cfg
-        self.nc = nc = await connect(cfg, f"tiercel-{self.instance}")
+        self.nc = nc = await connect(cfg, f"tiercel-{self.instance}", reconnected_cb=self._on_reconnect)
         self.js = js = nc.jetstream()
         tasks: list[asyncio.Task] = []
         consumer: Consumer | None = None
@@ -343,8 +379,8 @@ class RulesService:
             await nc.subscribe(f"{bus.PROGRESS_SUBJECT}.>", cb=self._on_progress)
             self.hb.start()
             await self._seed(rules)
-            tasks.append(asyncio.create_task(self._watch_config(config_kv), name="config-watch"))
-            tasks.append(asyncio.create_task(self._watch_rules(rules), name="rules-watch"))
+            self._stores = (rules, configs, config_kv)
+            self._start_watchers()
             await nc.subscribe(f"{bus.CONTROL_SUBJECT}.rules.*", queue=bus.CONTROL_QUEUE, cb=on_ctl)
             await nc.subscribe(f"{bus.CONTROL_SUBJECT}.config.*", queue=bus.CONTROL_QUEUE, cb=on_ctl)
             await nc.subscribe(f"{bus.CONTROL_SUBJECT}.status.get", cb=on_status)
@@ -358,7 +394,8 @@ class RulesService:
             stopped.cancel()
             if not stop.is_set():
                 consumer = Consumer(nc, js, self.pipeline, self.stats, self.tracker,
-                                    fetch_batch=cfg["rules.fetch_batch"], max_inflight=cfg["rules.max_inflight"])
+                                    fetch_batch=cfg["rules.fetch_batch"], max_inflight=cfg["rules.max_inflight"],
+                                    ack_wait_s=cfg["rules.ack_wait_s"])
                 await consumer.start()
                 self.state = "ready"
                 await self.beat_now()
@@ -369,9 +406,9 @@ class RulesService:
             self.state = "stopping"
             if consumer is not None:
                 await consumer.stop()
-            for t in tasks:
+            for t in [*tasks, *self._watchers]:
                 t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*tasks, *self._watchers, return_exceptions=True)
             with contextlib.suppress(Exception):
                 await self._tick_once(1.0)
             self.state = "stopped"

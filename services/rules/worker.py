@@ -90,8 +90,10 @@ class Consumer:
     """Pull, evaluate, publish, ack. `pipeline` is swapped and reconfigured by the service."""
 
     def __init__(self, nc: Any, js: Any, pipeline: Pipeline, stats: Stats, tracker: SeqTracker,
-                 fetch_batch: int = 16, max_inflight: int = 64, on_outcome: Any = None):
+                 fetch_batch: int = 16, max_inflight: int = 64, on_outcome: Any = None,
+                 ack_wait_s: float = bus.RULES_ACK_WAIT_S):
         self.nc, self.js, self.pipeline, self.stats, self.tracker = nc, js, pipeline, stats, tracker
+        self.ack_wait_s = ack_wait_s
         self.fetch_batch, self.max_inflight = fetch_batch, max_inflight
         self.on_outcome = on_outcome  # callable(Outcome) for metrics
         self._acks: asyncio.Queue = asyncio.Queue(max_inflight)
@@ -120,23 +122,40 @@ class Consumer:
             await self.psub.unsubscribe()
 
     async def _pull_loop(self) -> None:
+        failures = 0
         while True:
             try:
                 msgs = await self.psub.fetch(self.fetch_batch, timeout=1.0)
+                failures = 0
             except (TimeoutError, nats.errors.TimeoutError):
                 self.stats.lag = 0
+                failures = 0
                 continue
             except (nats.errors.ConnectionClosedError, nats.errors.ConnectionReconnectingError):
                 await asyncio.sleep(0.2)
                 continue
             except Exception as e:  # a pull can fail during reconnects and consumer updates
+                failures += 1
                 log.debug("pull failed: %s", e)
                 await asyncio.sleep(0.2)
+                if failures >= 5:  # e.g. the consumer was deleted: declare it again
+                    await self._rebind(e)
                 continue
             for msg in msgs:
                 await self._handle(msg)
                 # Let publish acks and control requests through between batches.
                 await asyncio.sleep(0)
+
+    async def _rebind(self, why: Exception) -> None:
+        try:
+            await ensure_consumer(self.js, self.ack_wait_s)
+            old, self.psub = self.psub, await self.js.pull_subscribe_bind(bus.RULES_CONSUMER,
+                                                                           stream=bus.EVENTS_STREAM.name)
+            with contextlib.suppress(Exception):
+                await old.unsubscribe()
+            log.warning("pulling events failed repeatedly (%s); consumer %r declared again", why, bus.RULES_CONSUMER)
+        except Exception as e:
+            log.warning("pulling events fails (%s) and the consumer cannot be declared again: %s", why, e)
 
     async def _handle(self, msg: Any) -> None:
         delivered, stream_ns, pending = parse_ack_subject(msg.reply or "")
