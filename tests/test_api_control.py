@@ -40,12 +40,14 @@ SEED = """
 
 
 @contextlib.asynccontextmanager
-async def rules_worker(url: str, workdir):
+async def rules_worker(url: str, workdir, default_rules: bool = False):
+    """A real rules worker in this loop, seeded with a small file (or Tiercel's default ruleset)."""
     from tiercel.rules.service import RulesService
 
     seed = workdir / "seed_rules.yaml"
     seed.write_text(SEED)
-    svc = RulesService(Config({"nats.url": url, "metrics.enabled": False, "rules_files": [str(seed)],
+    svc = RulesService(Config({"nats.url": url, "metrics.enabled": False,
+                               "rules_files": [] if default_rules else [str(seed)],
                                "state_dir": str(workdir / "rules-state")}))
     stop = asyncio.Event()
     task = asyncio.create_task(svc.run(stop))
@@ -334,30 +336,26 @@ def event_model_on_the_bus() -> bool:
 @pytest.mark.skipif(not rules_service_works() or not event_model_on_the_bus(),
                     reason="needs the rules worker and the event model's wire form (encode_event/decode_events)")
 async def test_k8s_audit_event_sent_through_inputs_raises_the_alert_on_sub(nats_broker, tmp_path):
-    """End to end: inputs -> events stream -> rules worker -> alerts stream -> sub."""
+    """End to end with the default ruleset: an exec into a pod, sent through inputs, goes through
+    the events stream and a real rules worker, and comes back on `sub` as the default rule's alert."""
     import json
 
     from tests.test_api_inputs import AUDIT
     from tests.test_api_outputs import Sub, subscribed, wait_for
     from tiercel.pb.falco import inputs_pb2, inputs_pb2_grpc, outputs_pb2
 
-    rules = tmp_path / "k8s_rules.yaml"
-    rules.write_text(GOOD)
     cfg = apikit.api_config(nats_broker.url, tmp_path / "t.sock")
-    async with apikit.running_api(cfg) as api, rules_worker(nats_broker.url, tmp_path) as svc:
+    async with apikit.running_api(cfg) as api, rules_worker(nats_broker.url, tmp_path, default_rules=True) as svc:
         ch = grpc.aio.insecure_channel(api.target("unix"))
-        await until(lambda: rules_pb2_grpc.serviceStub(ch).put(
-            rules_pb2.put_request(name="k8s_rules.yaml", content=GOOD), timeout=20))
-        await wait_for(lambda: svc.state == "ready", timeout=30, what="the rules worker")
-        s = Sub(ch, outputs_pb2.request(rules=["Tiercel API test rule"]))
+        await wait_for(lambda: svc.state == "ready", timeout=60, what="the rules worker")
+        s = Sub(ch, outputs_pb2.request(sources=["k8s_audit"]))
         await wait_for(subscribed(api, 1), what="subscriber")
-        event = dict(AUDIT, user={"username": "tiercel-test"},
-                     objectRef={"resource": "pods", "namespace": "default", "name": "x"})
         acks = [a async for a in inputs_pb2_grpc.serviceStub(ch).send(
-            iter([inputs_pb2.event(id="e1", source="k8s_audit", json=json.dumps(event))]))]
+            iter([inputs_pb2.event(id="e1", source="k8s_audit", json=json.dumps(AUDIT))]))]
         assert acks[0].accepted, acks[0].error
         (alert,) = await s.read(1, timeout=30)
-        assert alert.rule == "Tiercel API test rule" and alert.source == "k8s_audit"
-        assert alert.hostname == "test-host:inputs" and "tiercel-test" in alert.output
+        assert alert.rule == "K8s exec or attach into pod" and alert.source == "k8s_audit"
+        assert alert.hostname == "test-host:inputs" and "user=alice" in alert.output
+        assert alert.output_fields["ka.target.subresource"] == "exec"
         s.cancel()
         await ch.close()
