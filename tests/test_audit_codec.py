@@ -21,6 +21,7 @@ from tiercel.ingest.audit.records import (
 from tiercel.ingest.audit.syscall_set import RULE_KEY, build_rules, syscalls_for
 from tiercel.ingest.audit.syscalls import B32, B64
 from tiercel.ingest.audit.translate import Translator, clone_flags_to_ppm, open_flags_to_ppm
+from tiercel.ingest.livestate import LiveState
 
 
 def rec(rtype: int, serial: int, body: str, ts: str = "1700000000.123") -> tuple[int, bytes]:
@@ -145,22 +146,29 @@ SC = ("arch=c000003e syscall={nr} success=yes exit={ret} a0={a0} a1={a1} a2={a2}
       'comm="cat" exe="/usr/bin/cat" key="tiercel"')
 
 
-def test_translate_openat_ppm_flags():
+def test_translate_openat_ppm_flags(tmp_path):
     body = SC.format(nr=B64["openat"], ret=3, a0="ffffff9c", a1="7ffd0000", a2="80000", )
     evs = _feed_all([rec(nl.AUDIT_SYSCALL, 10, body), rec(nl.AUDIT_CWD, 10, 'cwd="/root"'),
                      rec(nl.AUDIT_PATH, 10, 'item=0 name="/etc/shadow" inode=42 dev=fe:01 mode=0100640 '
                                             'nametype=NORMAL'),
                      rec(nl.AUDIT_PROCTITLE, 10, "proctitle=636174002F6574632F736861646F77"),
                      rec(nl.AUDIT_EOE, 10, "")])
-    ev = Translator(self_pid=1).translate(evs[0])
+    ev, ident = Translator(self_pid=1).translate(evs[0])
     info = et.info(ev.code)
     assert info.name == "openat" and info.dir == "<"
     p = dict(zip([x.name for x in info.params], ev.params, strict=True))
     assert p["fd"] == 3 and p["dirfd"] == -100 and p["name"] == "/etc/shadow" and p["ino"] == 42
     assert p["flags"] == 1 | 4096  # O_RDONLY|O_CLOEXEC in PPM values (Linux: 0x80000)
     assert p["dev"] == (0xFE << 20) | 1
-    assert ev.tid == 200 and ev.thread.comm == "cat" and ev.thread.ptid == 100 and ev.thread.cwd == "/root"
-    assert ev.ts == 1700000000_123000000
+    assert ev.tid == 200 and ev.thread is None and ev.ts == 1700000000_123000000
+    assert ident[0].startswith(b"ppid=100 pid=200 ") and ident[0].endswith(b'exe="/usr/bin/cat"')
+    # the identity the record states makes the thread, when /proc does not know the pid
+    st = LiveState(proc=str(tmp_path))
+    st.process(ev, ident)
+    t = ev.thread
+    assert (t.comm, t.ptid, t.cwd, t.exepath, t.exe, t.args, t.loginuid, t.tty) == (
+        "cat", 100, "/root/", "/usr/bin/cat", "cat", ["/etc/shadow"], 1000, (0 & 0xFF) | (136 << 8))
+    assert ev.fd.name == "/etc/shadow" and ev.fd.type == "file"
 
 
 def test_translate_execve_connect_and_skips():
@@ -170,7 +178,7 @@ def test_translate_execve_connect_and_skips():
                      rec(nl.AUDIT_CWD, 11, 'cwd="/tmp"'),
                      rec(nl.AUDIT_PATH, 11, 'item=0 name="/usr/bin/cat" inode=7 dev=fe:00 nametype=NORMAL'),
                      rec(nl.AUDIT_EOE, 11, "")])
-    ev = Translator(self_pid=1).translate(evs[0])
+    ev, _ = Translator(self_pid=1).translate(evs[0])
     info = et.info(ev.code)
     p = dict(zip([x.name for x in info.params], ev.params, strict=True))
     assert info.name == "execve" and p["exe"] == "cat" and p["args"] == b"-n\0/etc/shadow\0"
@@ -182,7 +190,7 @@ def test_translate_execve_connect_and_skips():
     body = SC.format(nr=B64["connect"], ret=0, a0="3", a1="0", a2="10")
     evs = _feed_all([rec(nl.AUDIT_SYSCALL, 12, body), rec(nl.AUDIT_SOCKADDR, 12, f"saddr={saddr}"),
                      rec(nl.AUDIT_EOE, 12, "")])
-    ev = Translator(self_pid=1, resolve_sockets=False).translate(evs[0])
+    ev, _ = Translator(self_pid=1, resolve=False).translate(evs[0])
     assert ev.params[1] == (socket.AF_INET, "0.0.0.0", 0, "192.0.2.1", 8080)
     assert ev.params[3] == (socket.AF_INET, "192.0.2.1", 8080)
 
@@ -203,6 +211,6 @@ def test_flag_tables():
 
 
 def test_syscalls_for_event_types():
-    names = syscalls_for(["procexit", "ptrace", "no_such_thing"], with_state=False)
-    assert names == {"exit", "exit_group", "ptrace"}
+    names = syscalls_for(["procexit", "ptrace", "pread", "no_such_thing"], with_state=False)
+    assert names == {"exit_group", "ptrace", "pread64"}  # `exit` ends a thread audit cannot name
     assert {"clone", "execve", "openat", "connect", "close"} <= syscalls_for([])

@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import pathlib
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,11 +23,12 @@ from tiercel.common.event import decode_events
 pytestmark = [pytest.mark.kernel, pytest.mark.timeout(120), pytest.mark.usefixtures("audit_lock")]
 
 
-def start_ingest(url: str, state_dir, *opts: str, driver: str = "audit") -> subprocess.Popen:
+def start_ingest(url: str, state_dir, *opts: str, driver: str = "audit", event_types: str | None = None
+                 ) -> subprocess.Popen:
     p = subprocess.Popen(
         [sys.executable, "-m", "tiercel", "ingest", "--nats-url", url, "--driver", driver,
          "-o", f"state_dir={state_dir}", "-o", "k8s_audit.enabled=false", "-o", "metrics.enabled=false",
-         *[x for o in opts for x in ("-o", o)]],
+         *[x for o in opts for x in ("-o", o)], *(["--event-types", event_types] if event_types else [])],
         stderr=subprocess.PIPE, text=True)
     # ready once the driver announces itself
     deadline = time.monotonic() + 20
@@ -58,8 +61,8 @@ class BusTap:
         self.nc = await nats.connect(url)
 
         async def on_batch(m):
+            now = time.time_ns()  # arrival, on the wall clock the kernel stamps events with
             b = bus.EventBatch.decode(m.data)
-            now = time.monotonic()
             evs, _bad = decode_events(b)
             self.events.extend((now, b.source, e) for e in evs)
 
@@ -80,21 +83,26 @@ def _is_shadow_open(e) -> bool:
 
 
 async def test_sensitive_read_reaches_bus_within_1s(nats_broker, tmp_path):
+    """Within 1 s of the syscall: measured from the event's kernel timestamp to its arrival on
+    the bus (a loaded machine may take longer to start the child; that is not ingest's time)."""
     require_audit()
     before = audit_snapshot()
     tap = BusTap()
     await tap.open(nats_broker.url)
     p = await asyncio.to_thread(start_ingest, nats_broker.url, tmp_path)
     try:
-        await asyncio.sleep(0.3)
-        t0 = time.monotonic()
-        child = subprocess.run(["sh", "-c", "cat /etc/shadow > /dev/null; echo $$"], capture_output=True, text=True)
+        child = await asyncio.to_thread(
+            subprocess.run, ["sh", "-c", "cat /etc/shadow > /dev/null; echo $$"], capture_output=True, text=True)
         sh_pid = int(child.stdout.strip())
-        hit = None
-        while hit is None and time.monotonic() - t0 < 1.0:
+        hit = arrived = None
+        deadline = time.monotonic() + 30  # generous: only the kernel-to-bus time is the check
+        while hit is None and time.monotonic() < deadline:
             await asyncio.sleep(0.02)
-            hit = next((e for t, _s, e in tap.events if _is_shadow_open(e)), None)
-        assert hit is not None, f"no open of /etc/shadow on the bus within 1 s ({len(tap.events)} events seen)"
+            hit, arrived = next(((e, t) for t, _s, e in tap.events if _is_shadow_open(e)), (None, None))
+        assert hit is not None, f"no open of /etc/shadow on the bus ({len(tap.events)} events seen)"
+        # the kernel stamps milliseconds (truncated): the latency below is over, not under, the truth
+        latency = (arrived - hit.ts) / 1e9
+        assert latency < 1.0, f"the open of /etc/shadow took {latency:.3f} s from the kernel to the bus"
         t = hit.thread
         assert t.comm == "cat", t  # proc.name
         assert t.parent.pid == sh_pid and t.parent.comm == "sh", t.parent  # proc.pname: the shell that ran it
@@ -102,6 +110,63 @@ async def test_sensitive_read_reaches_bus_within_1s(nats_broker, tmp_path):
         assert stop(p) == 0
         await tap.close()
     assert audit_snapshot() == before
+
+
+def field(ev, name: str):
+    from tiercel.rules.fields import catalog
+
+    arg = None
+    if "[" in name:
+        name, arg = name[:-1].split("[", 1)
+    return catalog.lookup(name, "syscall").extract(ev, arg)
+
+
+async def test_live_fields_resolve_through_the_bus(nats_broker, tmp_path):
+    """What a rules worker sees after the bus: process tree, users, fd names on read/close after an
+    open, the socket tuple of a connect."""
+    require_audit()
+    tap = BusTap()
+    await tap.open(nats_broker.url)
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    p = await asyncio.to_thread(start_ingest, nats_broker.url, tmp_path,
+                                event_types="execve,openat,read,close,connect,clone")
+    try:
+        script = (f"cat /etc/hostname > /dev/null; echo $$; exec {sys.executable} -c "
+                  f"'import socket; socket.create_connection((\"127.0.0.1\", {port})).close()'")
+        child = await asyncio.to_thread(subprocess.run, ["sh", "-c", script], capture_output=True, text=True,
+                                        check=True)
+        sh_pid = int(child.stdout.strip())
+        me = pathlib.Path("/proc/self/comm").read_text().strip()
+
+        def mine(e) -> bool:
+            t = e.thread
+            return t is not None and (t.pid == sh_pid or (t.parent is not None and t.parent.pid == sh_pid))
+
+        connect = None
+        deadline = time.monotonic() + 30
+        while connect is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            connect = next((e for _t, _s, e in tap.events if mine(e) and field(e, "evt.type") == "connect"), None)
+        assert connect is not None, "the connect was not seen"
+        await asyncio.sleep(0.3)
+        cat = {field(e, "evt.type"): e for _t, _s, e in tap.events
+               if mine(e) and field(e, "proc.name") == "cat" and field(e, "fd.name") == "/etc/hostname"}
+        assert {"openat", "read", "close"} <= set(cat), sorted(cat)
+        for e in cat.values():
+            assert (field(e, "proc.pname"), field(e, "proc.aname[2]"), field(e, "user.name")) == ("sh", me, "root")
+            assert field(e, "proc.cmdline") == "cat /etc/hostname" and field(e, "proc.ppid") == sh_pid
+        assert field(cat["openat"], "container.id") == field(cat["close"], "container.id") == "host"
+        assert field(connect, "proc.pid") == sh_pid  # exec kept the pid
+        assert field(connect, "fd.sport") == port and str(field(connect, "fd.sip")) == "127.0.0.1"
+        assert field(connect, "fd.l4proto") == "tcp" and field(connect, "fd.name").endswith(f"->127.0.0.1:{port}")
+        assert field(connect, "proc.pname") == me
+    finally:
+        listener.close()
+        assert await asyncio.to_thread(stop, p) == 0
+        await tap.close()
 
 
 async def test_sigkill_then_restart_leaves_audit_as_before(nats_broker, tmp_path):

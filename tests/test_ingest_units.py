@@ -76,11 +76,13 @@ def test_seq_store_clean_and_crash(tmp_path):
     assert s3.take(1) >= 117
 
 
-def test_event_queue_bounded():
+def test_event_queue_bounded_in_events_whole_chunks():
     q = EventQueue(4)
-    assert q.put_many([1, 2, 3]) == []
-    assert q.put_many([4, 5, 6]) == [5, 6]
-    assert q.take(10) == [1, 2, 3, 4] and q.high_water == 4
+    assert q.put_chunk([1, 2, 3]) == []
+    assert q.put_chunk([4, 5, 6]) == [5, 6]  # the tail goes: the head still decodes on its own
+    assert len(q) == 4 and q.high_water == 4
+    assert q.put_chunk([7]) == [7]
+    assert q.take_chunk() == [1, 2, 3] and q.take_chunk() == [4] and q.take_chunk() == [] and len(q) == 0
 
 
 def _proc_msg(what: int, data: bytes) -> bytes:

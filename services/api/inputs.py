@@ -185,7 +185,6 @@ class InputsService:
         self.max_event = max_event
         self.ack_timeout = ack_timeout
         self._seqs: dict[str, Any] = {}
-        self._encode: Any = None
         self.accepted = 0
         self.rejected = 0
 
@@ -209,17 +208,11 @@ class InputsService:
             except OSError as e:
                 log.warning("cannot save the inputs sequence: %s", e)
 
-    def encoder(self) -> Any:
-        if self._encode is None:
-            from tiercel.ingest.live import event_encoder
-
-            self._encode = event_encoder()
-        return self._encode
-
     async def publish(self, c: Converted) -> int:
         """Publish one batch and wait for the events stream to store it; returns its first seq."""
-        enc = self.encoder()
-        wire = [enc(e) for e in c.events]
+        from tiercel.common.wire import encode_events
+
+        wire = encode_events(c.events)
         first = self._seq(c.host).take(len(wire))
         batch = bus.EventBatch(host=c.host, source=c.source, seq=first, events=wire, sent_ns=time.time_ns())
         await self.js.publish(bus.events_subject(c.source, c.host), batch.encode(), timeout=self.ack_timeout,

@@ -121,41 +121,43 @@ def _record_raw(n: int) -> list[bytes]:
 
 
 def _stages(raw: list[bytes]) -> dict[str, float]:
-    """µs per event of each stage, replaying recorded datagrams."""
+    """µs per event of each stage, replaying recorded datagrams (the state engine seeded from
+    this host's /proc, as ingest does)."""
     from tiercel.common import bus
+    from tiercel.common.wire import Encoder
     from tiercel.ingest.audit.assembler import Assembler
-    from tiercel.ingest.audit.netlink import iter_messages
     from tiercel.ingest.audit.translate import Translator
-    from tiercel.ingest.live import Ancestry, event_encoder
+    from tiercel.ingest.livestate import LiveState
 
-    t = time.perf_counter()
-    msgs = [m for d in raw for m in iter_messages(d)]
-    t_split = time.perf_counter() - t
     asm = Assembler()
-    t = time.perf_counter()
-    aes = []
-    for m in msgs:
-        aes.extend(asm.feed(m.type, m.payload, 0))
-    t_asm = time.perf_counter() - t
-    tr = Translator(self_pid=-1, resolve_sockets=False)
-    t = time.perf_counter()
-    evs = [e for e in (tr.translate(a) for a in aes if a.records) if e is not None]
-    t_tr = time.perf_counter() - t
-    anc, enc = Ancestry(), event_encoder()
-    t = time.perf_counter()
+    t = time.thread_time()
+    aes: list = []
+    asm.feed_datagrams(raw, 0, aes)
+    t_asm = time.thread_time() - t
+    tr = Translator(self_pid=-1, resolve=False)
+    t = time.thread_time()
+    pairs = [p for p in map(tr.translate, aes) if p is not None]
+    t_tr = time.thread_time() - t
+    state = LiveState()
+    state.seed()
+    t = time.thread_time()
+    for ev, ident in pairs:
+        state.process(ev, ident)
+    t_state = time.thread_time() - t
+    t = time.thread_time()
     wire = []
-    for e in evs:
-        anc.resolve(e)
-        wire.append(enc(e))
-    t_enc = time.perf_counter() - t
-    t = time.perf_counter()
+    for i in range(0, len(pairs), 1024):
+        enc = Encoder()
+        wire.extend(enc.encode(ev) for ev, _ in pairs[i:i + 1024])
+    t_enc = time.thread_time() - t
+    t = time.thread_time()
     for i in range(0, len(wire), 1024):
         bus.EventBatch("h", "syscall", i + 1, wire[i:i + 1024], 0).encode()
-    t_batch = time.perf_counter() - t
-    n = max(1, len(evs))
-    return {"events": len(evs), "records_per_event": len(msgs) / n,
-            "netlink split": t_split / n * 1e6, "assemble": t_asm / n * 1e6, "translate": t_tr / n * 1e6,
-            "resolve+encode": t_enc / n * 1e6, "batch msgpack": t_batch / n * 1e6}
+    t_batch = time.thread_time() - t
+    n = max(1, len(pairs))
+    return {"events": len(pairs), "records_per_event": len(raw) / n, "wire_bytes_per_event": sum(map(len, wire)) / n,
+            "assemble": t_asm / n * 1e6, "translate": t_tr / n * 1e6, "state engine": t_state / n * 1e6,
+            "wire encode": t_enc / n * 1e6, "batch msgpack": t_batch / n * 1e6}
 
 
 @register("ingest")
@@ -187,7 +189,7 @@ def bench(ctx: BenchContext) -> list[Result]:
         core_rates.append(r["published"] / r["seconds"])
     stages = _stages(_record_raw(ctx.scale(20000, 3000)))
     ctx.log("bench ingest: where the time goes (µs per event, replayed): "
-            + ", ".join(f"{k} {v:.2f}" for k, v in stages.items() if k not in ("events",)))
+            + ", ".join(f"{k} {v:.2f}" for k, v in stages.items() if k != "events"))
     return [
         Result("events/s published (JetStream acks)", "events/s", rates, target=TARGET,
                reference=Result("core publish, no acks", "events/s", core_rates),
@@ -197,4 +199,4 @@ def bench(ctx: BenchContext) -> list[Result]:
         Result("kernel drops (audit lost + ENOBUFS)", "events", kdrop, higher_is_better=False),
         Result("ingest CPU per event", "µs", cpu_us, higher_is_better=False),
     ] + [Result(f"stage: {k}", "µs/event", [v], higher_is_better=False)
-         for k, v in stages.items() if k not in ("events", "records_per_event")]
+         for k, v in stages.items() if k not in ("events", "records_per_event", "wire_bytes_per_event")]

@@ -1,5 +1,6 @@
 """`tiercel capture`: live kernel events written to a capture file (.scap, or Tiercel's format),
-through the same driver, translation and process resolution as `tiercel ingest`."""
+through the same driver, translation and state engine as `tiercel ingest`. The file starts with
+the users and the process table seeded from /proc, so a replay resolves what ingest resolved."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from typing import Any
 
 from tiercel.common.config import Config
 from tiercel.common.runtime import ServiceError
+from tiercel.ingest.livestate import LiveState
 
 
 def _writer(fmt: str, out: Any) -> Any:
@@ -29,25 +31,32 @@ def _writer(fmt: str, out: Any) -> Any:
     return mod.TcapWriter(out)
 
 
+def _write_header(writer: Any, state: Any) -> None:
+    from tiercel.ingest.scap import blocks as B
+
+    users = B.UserList(list(state.engine.users.values()), list(state.engine.groups.values()))
+    writer.write_header(users=users, threads=state.engine.snapshot())
+
+
 class LiveCapture:
     def __init__(self, cfg: Config, path: str, fmt: str, duration: float, event_types: list[str] | None):
         self.cfg, self.path, self.fmt, self.duration, self.event_types = cfg, path, fmt, duration, event_types
         self.events = 0
 
-    def _loop(self, driver: Any, writer: Any, done: threading.Event) -> None:
-        from tiercel.ingest.live import Ancestry
-
-        anc = Ancestry()
+    def _loop(self, driver: Any, state: Any, writer: Any, done: threading.Event) -> None:
         fd = driver.fileno()
         while not done.is_set():
             select.select([fd], [], [], 0.05)
-            evs, _garbled = driver.poll()
-            for ev in evs:
-                anc.resolve(ev)
+            pairs, _garbled = driver.poll()
+            evs = []
+            for ev, ident in pairs:
+                state.process(ev, ident)
                 self.events += 1
                 ev.num = self.events
+                evs.append(ev)
             if evs:
                 writer.write_events(evs)
+            state.maybe_sweep()
 
     async def run(self, stop: asyncio.Event) -> int:
         from tiercel.ingest.audit.session import AuditUnavailable
@@ -65,11 +74,14 @@ class LiveCapture:
                 driver.start()
             except (AuditUnavailable, OSError) as e:
                 raise ServiceError(str(e)) from None
-            print(f"tiercel capture: {driver.describe()}; writing {self.fmt} to {self.path}", file=sys.stderr)
+            state = LiveState()
+            n = await asyncio.to_thread(state.seed)
+            print(f"tiercel capture: {driver.describe()}; {n} threads from /proc; writing {self.fmt} to "
+                  f"{self.path}", file=sys.stderr)
             writer = _writer(self.fmt, out)
-            writer.write_header()
+            _write_header(writer, state)
             done = threading.Event()
-            t = threading.Thread(target=self._loop, args=(driver, writer, done), daemon=True)
+            t = threading.Thread(target=self._loop, args=(driver, state, writer, done), daemon=True)
             t.start()
             t0 = time.monotonic()
             try:

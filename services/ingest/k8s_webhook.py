@@ -22,6 +22,7 @@ from typing import Any
 
 from tiercel.common import eventtable as et
 from tiercel.common.event import K8S_AUDIT, Event
+from tiercel.common.wire import encode_events
 from tiercel.ingest.drops import StageCounters
 from tiercel.ingest.publisher import Publisher, SeqStore
 from tiercel.ingest.queue import EventQueue
@@ -190,8 +191,6 @@ class K8sWebhook:
 
     def __init__(self, cfg, nc: Any, js: Any, host: str, counters: StageCounters, seq: SeqStore,
                  publish_mode: str = "jetstream"):
-        from tiercel.ingest.live import event_encoder
-
         listen = cfg["k8s_audit.listen"]
         h, _, p = listen.rpartition(":")
         self.bind_host = h or "0.0.0.0"
@@ -204,7 +203,7 @@ class K8sWebhook:
         self.publisher = Publisher(nc, js, host, K8S_AUDIT, self.queue, counters, seq,
                                    cfg["ingest.batch_size"], cfg["ingest.batch_interval_ms"] / 1000.0,
                                    mode=publish_mode)
-        self.encode = event_encoder()
+        self.batch_size = cfg["ingest.batch_size"]
         self.server: asyncio.base_events.Server | None = None
         self._stop = asyncio.Event()
         self._task: asyncio.Task | None = None
@@ -280,11 +279,14 @@ class K8sWebhook:
             for reason, n in bad.items():
                 self._reject(200, reason, n)
             self.counters.seen(len(events))
-            items = [(self.encode(to_event(obj, raw)), et.PPME_PLUGINEVENT_E) for obj, raw in events]
-            rejected = self.queue.put_many(items)
-            if rejected:
-                self.counters.drop("queue_full", len(rejected))
-            self.accepted += len(events) - len(rejected)
+            wire = encode_events([to_event(obj, raw) for obj, raw in events])
+            items = [(w, et.PPME_PLUGINEVENT_E) for w in wire]
+            lost = 0
+            for i in range(0, len(items), self.batch_size):  # one batch on the bus per chunk
+                lost += len(self.queue.put_chunk(items[i:i + self.batch_size]))
+            if lost:
+                self.counters.drop("queue_full", lost)
+            self.accepted += len(events) - lost
             self.requests[200] = self.requests.get(200, 0) + 1
             text = "<html><body>Ok</body></html>"
         except Exception as e:  # one bad request never takes the worker down

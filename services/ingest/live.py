@@ -1,31 +1,37 @@
 """Live kernel drivers and the thread that reads them.
 
-A driver turns kernel messages into event-model events (`poll()`); the `KernelReader` thread
-runs it, resolves process context, encodes events for the bus and hands them to the bounded
-`EventQueue`, counting every event it sees and every one it has to drop. It never blocks on
-the publisher: a full queue is a counted `queue_full` drop.
+A driver turns kernel messages into event-model events, each with the process identity its
+source states (`poll()`). The `KernelReader` thread runs it, puts every event through the state
+engine (`tiercel.ingest.livestate`), encodes it in the bus wire form right away (thread and fd
+snapshots, shared within one batch: `tiercel.common.wire`) and hands whole batches to the bounded
+`EventQueue`, counting every event it sees and every one it has to drop. It never blocks on the
+publisher: a full queue is a counted `queue_full` drop.
 """
 
 from __future__ import annotations
 
-import errno
 import logging
+import os
 import pathlib
 import select
+import socket
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
+from urllib.parse import urlparse
 
 from tiercel.common import eventtable as et
-from tiercel.common.event import Event, ThreadInfo
+from tiercel.common.event import Event
+from tiercel.common.wire import Encoder
 from tiercel.ingest import procconn
 from tiercel.ingest.audit.assembler import Assembler
-from tiercel.ingest.audit.netlink import NetlinkError, iter_messages
+from tiercel.ingest.audit.client import DatagramReader
+from tiercel.ingest.audit.netlink import NetlinkError
 from tiercel.ingest.audit.session import AuditSession
 from tiercel.ingest.audit.translate import Translator
 from tiercel.ingest.drops import CATEGORY, StageCounters
+from tiercel.ingest.livestate import LiveState
 from tiercel.ingest.queue import EventQueue
 
 log = logging.getLogger("tiercel.ingest")
@@ -37,17 +43,24 @@ class AuditDriver:
     name = "audit"
 
     def __init__(self, state_dir: pathlib.Path, event_types: Iterable[str] | None = None,
-                 backlog_limit: int = 8192, rcvbuf: int = 32 << 20):
+                 backlog_limit: int = 8192, rcvbuf: int = 64 << 20, exclude_pids: Iterable[int] = (),
+                 resolve: bool = True):
         self.session = AuditSession(state_dir, backlog_limit=backlog_limit, rcvbuf=rcvbuf)
+        self.session.exclude_pids = set(exclude_pids)
         self.event_types = event_types
         self.assembler = Assembler()
-        self.translator = Translator()
-        self.enobufs = 0
-        self.syscall_events = 0  # events from the kernel that carry a SYSCALL record
+        self.translator = Translator(resolve=resolve, exclude=self.session.exclude_pids)
+        self.reader: DatagramReader | None = None
         self._lock = threading.Lock()  # the control socket is used from two threads
+
+    @property
+    def enobufs(self) -> int:
+        return self.reader.enobufs if self.reader is not None else 0
 
     def start(self) -> None:
         self.session.start(self.event_types)
+        assert self.session.reader is not None
+        self.reader = DatagramReader(self.session.reader.sock)
 
     def describe(self) -> str:
         return (f"audit driver: auditing {len(self.session.syscalls)} syscalls; kernel audit settings "
@@ -57,37 +70,23 @@ class AuditDriver:
         assert self.session.reader is not None
         return self.session.reader.fileno()
 
-    def poll(self, max_msgs: int = 2048) -> tuple[list[Event], int]:
-        """Drain up to max_msgs records. Returns (events, garbled records)."""
-        sock = self.session.reader.sock  # type: ignore[union-attr]
+    def poll(self, max_msgs: int = 4096) -> tuple[list[tuple[Event, Any]], int]:
+        """Drain up to max_msgs records. Returns ((event, identity) pairs, garbled records)."""
         asm, now = self.assembler, time.monotonic_ns()
-        done = []
-        garbled_before = asm.stats.garbled + asm.stats.late
-        for _ in range(max_msgs):
-            try:
-                data = sock.recv(65536)
-            except BlockingIOError:
-                break
-            except OSError as e:
-                if e.errno == errno.ENOBUFS:  # the socket buffer overflowed: records lost
-                    self.enobufs += 1
-                    continue
-                raise
-            try:
-                for m in iter_messages(data):
-                    done.extend(asm.feed(m.type, m.payload, now))
-            except NetlinkError:
-                asm.stats.garbled += 1
+        st = asm.stats
+        bad_before = st.garbled + st.late + self.translator.garbled
+        done: list = []
+        assert self.reader is not None
+        trunc = self.reader.truncated
+        datagrams = self.reader.read(max_msgs)
+        try:
+            asm.feed_datagrams(datagrams, now, done)
+        except NetlinkError:
+            st.garbled += 1
         done.extend(asm.expire(now))
-        out: list[Event] = []
-        tr = self.translator
-        for ae in done:
-            if not ae.records:
-                continue
-            ev = tr.translate(ae)
-            if ev is not None:
-                out.append(ev)
-        garbled = asm.stats.garbled + asm.stats.late - garbled_before
+        tr = self.translator.translate
+        out = [p for p in map(tr, done) if p is not None]
+        garbled = st.garbled + st.late + self.translator.garbled - bad_before + self.reader.truncated - trunc
         return out, garbled
 
     def kernel_counters(self) -> dict[str, int]:
@@ -113,11 +112,15 @@ class ProcConnectorDriver:
         self.rcvbuf = rcvbuf
         self.conn: procconn.ProcConnector | None = None
         self.translator = procconn.ProcTranslator()
-        self.enobufs = 0
-        self.garbled = 0
+        self.reader: DatagramReader | None = None
+
+    @property
+    def enobufs(self) -> int:
+        return self.reader.enobufs if self.reader is not None else 0
 
     def start(self) -> None:
         self.conn = procconn.ProcConnector(self.rcvbuf)
+        self.reader = DatagramReader(self.conn.sock, slots=64)
 
     def describe(self) -> str:
         return f"proc_connector driver: sees {procconn.SEES}; cannot see {procconn.BLIND}"
@@ -126,20 +129,11 @@ class ProcConnectorDriver:
         assert self.conn is not None
         return self.conn.fileno()
 
-    def poll(self, max_msgs: int = 2048) -> tuple[list[Event], int]:
-        assert self.conn is not None
-        out: list[Event] = []
+    def poll(self, max_msgs: int = 2048) -> tuple[list[tuple[Event, Any]], int]:
+        assert self.reader is not None
+        out: list[tuple[Event, Any]] = []
         garbled = 0
-        for _ in range(max_msgs):
-            try:
-                data = self.conn.sock.recv(65536)
-            except BlockingIOError:
-                break
-            except OSError as e:
-                if e.errno == errno.ENOBUFS:
-                    self.enobufs += 1
-                    continue
-                raise
+        for data in self.reader.read(max_msgs):
             try:
                 pes = procconn.parse(data)
             except (procconn.GarbledProcEvent, NetlinkError):
@@ -148,7 +142,8 @@ class ProcConnectorDriver:
             for pe in pes:
                 ev = self.translator.translate(pe)
                 if ev is not None:
-                    out.append(ev)
+                    hint, ev.thread = ev.thread, None
+                    out.append((ev, hint))
         return out, garbled
 
     def kernel_counters(self) -> dict[str, int]:
@@ -163,99 +158,73 @@ class ProcConnectorDriver:
             self.conn = None
 
 
-class Ancestry:
-    """Parent names for live events until the state engine resolves them: a bounded cache of
-    what the stream told us (exec → comm of a pid, clone → a child's parent), /proc as fallback."""
-
-    def __init__(self, size: int = 65536):
-        self.size = size
-        self._procs: OrderedDict[int, tuple[str, str, int]] = OrderedDict()  # pid -> (comm, exepath, ppid)
-
-    def _remember(self, pid: int, comm: str, exepath: str, ppid: int) -> None:
-        self._procs[pid] = (comm, exepath, ppid)
-        self._procs.move_to_end(pid)
-        if len(self._procs) > self.size:
-            self._procs.popitem(last=False)
-
-    def _lookup(self, pid: int) -> tuple[str, str, int] | None:
-        hit = self._procs.get(pid)
-        if hit is not None:
-            return hit
+def local_server_pids(url: str | None) -> set[int]:
+    """Pids listening on the TCP port of a NATS URL on this host (the nats-server we publish to:
+    its own syscalls are not worth auditing). Empty for remote servers or when not found."""
+    if not url:
+        return set()
+    out: set[int] = set()
+    for one in url.split(","):
         try:
-            with open(f"/proc/{pid}/stat", "rb") as f:
-                stat = f.read()
-        except OSError:
-            return None
-        lp, rp = stat.find(b"("), stat.rfind(b")")
-        comm = stat[lp + 1:rp].decode("utf-8", "replace")
-        try:
-            ppid = int(stat[rp + 2:].split()[1])
-        except (IndexError, ValueError):
-            ppid = 0
-        self._remember(pid, comm, "", ppid)
-        return self._procs[pid]
-
-    def resolve(self, ev: Event, depth: int = 4) -> None:
-        t = ev.thread
-        if t is None:
-            return
-        info = et.info(ev.code)
-        name = info.name if info else ""
-        if name in ("execve", "execveat") and ev.params and ev.params[0] == 0:
-            self._remember(t.pid, t.comm, t.exepath, t.ptid)
-        elif t.comm:
-            self._remember(t.pid, t.comm, t.exepath, t.ptid)
-        if name in ("clone", "clone3", "fork", "vfork") and ev.params and isinstance(ev.params[0], int) \
-                and ev.params[0] > 0:
-            self._remember(ev.params[0], t.comm, t.exepath, t.pid)
-        cur, ppid = t, t.ptid
-        for _ in range(depth):
-            if ppid <= 0:
-                break
-            hit = self._lookup(ppid)
-            if hit is None:
-                break
-            comm, exepath, pp = hit
-            parent = ThreadInfo(ppid, ppid, pp, comm=comm, exepath=exepath)
-            cur.parent = parent
-            cur, ppid = parent, pp
-
-
-def _default_encode(ev: Event) -> Any:
-    """Interim wire form until the event model's `encode_events` lands: code, ts, tid, params,
-    and the process chain (pid, comm, exepath) for what live consumers need."""
-    chain = []
-    t = ev.thread
-    while t is not None and len(chain) < 5:
-        chain.append([t.pid, t.comm, t.exepath, t.uid])
-        t = t.parent
-    return [ev.code, ev.ts, ev.tid, list(ev.params), chain]
-
-
-def event_encoder() -> Callable[[Event], Any]:
-    from tiercel.common import event as model
-
-    enc = getattr(model, "encode_event", None)
-    return enc if enc is not None else _default_encode
+            u = urlparse(one.strip())
+            host, port = u.hostname or "", u.port or 4222
+        except ValueError:
+            continue
+        if host not in ("127.0.0.1", "localhost", "::1", "0.0.0.0", socket.gethostname()):
+            continue
+        inodes = set()
+        for f in ("/proc/net/tcp", "/proc/net/tcp6"):
+            try:
+                with open(f) as fh:
+                    next(fh, None)
+                    for line in fh:
+                        p = line.split()
+                        if len(p) > 9 and p[3] == "0A" and int(p[1].rsplit(":", 1)[1], 16) == port:
+                            inodes.add(f"socket:[{p[9]}]")
+            except (OSError, ValueError):
+                continue
+        if not inodes:
+            continue
+        for pid in (int(x) for x in os.listdir("/proc") if x.isdigit()):
+            try:
+                fds = os.listdir(f"/proc/{pid}/fd")
+            except OSError:
+                continue
+            for fd in fds:
+                try:
+                    if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                        out.add(pid)
+                        break
+                except OSError:
+                    continue
+    out.discard(os.getpid())
+    return out
 
 
 class KernelReader(threading.Thread):
-    """Reads the driver, resolves, encodes and queues; counts kernel and ingest stages."""
+    """Reads the driver, runs the state engine, encodes and queues whole batches; counts the
+    kernel and ingest stages."""
 
     def __init__(self, driver: Any, queue: EventQueue, kernel: StageCounters, ingest: StageCounters,
-                 on_event: Callable[[Event], None] | None = None, poll_timeout: float = 0.05):
+                 state: LiveState | None = None, on_event: Callable[[Event], None] | None = None,
+                 batch_size: int = 256, batch_interval: float = 0.02, poll_timeout: float = 0.05):
         super().__init__(name=f"tiercel-{driver.name}-reader", daemon=True)
         self.driver = driver
         self.queue = queue
         self.kernel = kernel
         self.ingest = ingest
+        self.state = state if state is not None else LiveState()
         self.on_event = on_event
+        self.batch_size = batch_size
+        self.batch_interval = batch_interval
         self.poll_timeout = poll_timeout
-        self.ancestry = Ancestry()
-        self.encode = event_encoder()
         self._stop_evt = threading.Event()
         self.error: BaseException | None = None
         self._enobufs_seen = 0
+        self._names: dict[int, str] = {}
+        self._pending: list[tuple[bytes, int]] = []
+        self._enc = Encoder()
+        self._first = 0.0
 
     def stop(self) -> None:
         self._stop_evt.set()
@@ -266,34 +235,64 @@ class KernelReader(threading.Thread):
         except BaseException as e:  # reported by the worker, which stops cleanly
             self.error = e
             log.error("kernel reader stopped: %s", e)
+        finally:
+            self._flush()
 
     def _run(self) -> None:
         fd = self.driver.fileno()
-        drv, q, names = self.driver, self.queue, {}
-        while not self._stop_evt.is_set():
-            r, _, _ = select.select([fd], [], [], self.poll_timeout)
-            events, garbled = drv.poll()
+        drv, state, on_event = self.driver, self.state, self.on_event
+        process = state.process
+        size, interval = self.batch_size, self.batch_interval
+        stop = self._stop_evt
+        while not stop.is_set():
+            timeout = self.poll_timeout
+            if self._pending:
+                timeout = max(0.0, min(timeout, self._first + interval - time.monotonic()))
+            select.select([fd], [], [], timeout)
+            pairs, garbled = drv.poll()
             if drv.enobufs != self._enobufs_seen:
                 self.kernel.drop("netlink_enobufs", drv.enobufs - self._enobufs_seen)
                 self._enobufs_seen = drv.enobufs
             if garbled:
                 self.ingest.seen(garbled)
                 self.ingest.drop("garbled", garbled)
-            if not events:
-                continue
-            self.kernel.seen(len(events))
-            self.ingest.seen(len(events))
-            items = []
-            for ev in events:
-                self.ancestry.resolve(ev)
-                if self.on_event is not None:
-                    self.on_event(ev)
-                items.append((self.encode(ev), ev.code))
-            rejected = q.put_many(items)
-            if rejected:
-                for _, code in rejected:
-                    name = names.get(code)
-                    if name is None:
-                        info = et.info(code)
-                        name = names[code] = info.name if info else ""
-                    self.ingest.drop("queue_full", 1, CATEGORY.get(name, "other_interest"))
+            if pairs:
+                self.kernel.seen(len(pairs))
+                self.ingest.seen(len(pairs))
+                pending = self._pending
+                for ev, ident in pairs:
+                    try:
+                        process(ev, ident)
+                        if on_event is not None:
+                            on_event(ev)
+                        item = (self._enc.encode(ev), ev.code)
+                    except Exception as e:  # a state-engine or encoding bug costs one event, counted
+                        log.debug("event %r not processed: %s", ev, e)
+                        self.ingest.drop("state_error", 1)
+                        continue
+                    if not pending:
+                        self._first = time.monotonic()
+                    pending.append(item)
+                    if len(pending) >= size:
+                        self._flush()
+                        pending = self._pending
+            if self._pending and time.monotonic() - self._first >= interval:
+                self._flush()
+            state.maybe_sweep()
+
+    def _flush(self) -> None:
+        """Hand the pending batch to the queue (one batch on the bus: its snapshots are shared)."""
+        items = self._pending
+        if not items:
+            return
+        self._pending = []
+        self._enc = Encoder()
+        rejected = self.queue.put_chunk(items)
+        if rejected:
+            names = self._names
+            for _, code in rejected:
+                name = names.get(code)
+                if name is None:
+                    info = et.info(code)
+                    name = names[code] = info.name if info else ""
+                self.ingest.drop("queue_full", 1, CATEGORY.get(name, "other_interest"))

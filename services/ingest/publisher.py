@@ -92,22 +92,19 @@ class Publisher:
         self.duplicates = 0
 
     async def run(self, stop: asyncio.Event) -> None:
+        """One queued chunk, one batch: producers batch (the kernel reader by size and
+        `batch_interval`), since the wire items of a chunk share snapshots."""
         q = self.queue
         while not stop.is_set():
             if not await q.wait(0.2):
                 continue
-            # give a partial batch up to batch_interval to fill
-            if len(q) < self.batch_size:
-                deadline = time.monotonic() + self.batch_interval
-                while len(q) < self.batch_size and time.monotonic() < deadline and not stop.is_set():
-                    await asyncio.sleep(min(0.002, self.batch_interval))
-            await self.send(q.take(self.batch_size))
+            await self.send(q.take_chunk())
 
     async def drain(self, timeout: float = 5.0) -> int:
         """At shutdown: publish what is queued within the timeout; returns events left over."""
         deadline = time.monotonic() + timeout
         while len(self.queue) and time.monotonic() < deadline:
-            await self.send(self.queue.take(self.batch_size))
+            await self.send(self.queue.take_chunk())
         await self.flush(max(0.1, deadline - time.monotonic()))
         return len(self.queue)
 

@@ -300,32 +300,38 @@ class StateEngine:
         # per code: (is_enter, fd-related, uses_fd, fd param index, handler)
         spec: list[tuple] = [None] * n  # type: ignore[list-item]
         handlers: dict[int, Any] = {}
+        # Codes whose handler changes only the fd table: a thread snapshot holds no fds (only
+        # their count), so these leave the thread's `version` alone and one snapshot serves a
+        # whole run of them on the wire.
+        fd_only: set[int] = set()
 
-        def on(names: set[int], fn) -> None:
+        def on(names: set[int], fn, fds: bool = False) -> None:
             for c in names:
                 handlers[c] = fn
+                if fds:
+                    fd_only.add(c)
 
-        on(_codes("open", "openat", "openat2", "creat", "open_by_handle_at"), self._on_open_exit)
-        on(_codes("socket"), self._on_socket_exit)
-        on(_codes("connect"), self._on_connect_exit)
-        on(_codes("accept", "accept4"), self._on_accept_exit)
-        on(_codes("bind"), self._on_bind_exit)
-        on(_codes("listen"), self._on_listen_exit)
-        on(_codes("close"), self._on_close_exit)
-        on(_codes("pipe", "pipe2"), self._on_pipe_exit)
-        on(_codes("socketpair"), self._on_socketpair_exit)
-        on(_codes("eventfd", "eventfd2"), self._on_simple_fd("event"))
-        on(_codes("signalfd", "signalfd4"), self._on_simple_fd("signalfd"))
-        on(_codes("inotify_init", "inotify_init1"), self._on_simple_fd("inotify"))
-        on(_codes("timerfd_create"), self._on_simple_fd("timerfd"))
-        on(_codes("epoll_create", "epoll_create1"), self._on_simple_fd("eventpoll"))
-        on(_codes("userfaultfd"), self._on_simple_fd("userfaultfd"))
-        on(_codes("io_uring_setup"), self._on_simple_fd("io_uring"))
-        on(_codes("pidfd_open", "pidfd_getfd"), self._on_simple_fd("pidfd"))
-        on(_codes("bpf"), self._on_bpf_exit)
-        on(_codes("memfd_create"), self._on_memfd_exit)
-        on(_codes("dup", "dup2", "dup3"), self._on_dup_exit)
-        on(_codes("fcntl"), self._on_fcntl_exit)
+        on(_codes("open", "openat", "openat2", "creat", "open_by_handle_at"), self._on_open_exit, fds=True)
+        on(_codes("socket"), self._on_socket_exit, fds=True)
+        on(_codes("connect"), self._on_connect_exit, fds=True)
+        on(_codes("accept", "accept4"), self._on_accept_exit, fds=True)
+        on(_codes("bind"), self._on_bind_exit, fds=True)
+        on(_codes("listen"), self._on_listen_exit, fds=True)
+        on(_codes("close"), self._on_close_exit, fds=True)
+        on(_codes("pipe", "pipe2"), self._on_pipe_exit, fds=True)
+        on(_codes("socketpair"), self._on_socketpair_exit, fds=True)
+        on(_codes("eventfd", "eventfd2"), self._on_simple_fd("event"), fds=True)
+        on(_codes("signalfd", "signalfd4"), self._on_simple_fd("signalfd"), fds=True)
+        on(_codes("inotify_init", "inotify_init1"), self._on_simple_fd("inotify"), fds=True)
+        on(_codes("timerfd_create"), self._on_simple_fd("timerfd"), fds=True)
+        on(_codes("epoll_create", "epoll_create1"), self._on_simple_fd("eventpoll"), fds=True)
+        on(_codes("userfaultfd"), self._on_simple_fd("userfaultfd"), fds=True)
+        on(_codes("io_uring_setup"), self._on_simple_fd("io_uring"), fds=True)
+        on(_codes("pidfd_open", "pidfd_getfd"), self._on_simple_fd("pidfd"), fds=True)
+        on(_codes("bpf"), self._on_bpf_exit, fds=True)
+        on(_codes("memfd_create"), self._on_memfd_exit, fds=True)
+        on(_codes("dup", "dup2", "dup3"), self._on_dup_exit, fds=True)
+        on(_codes("fcntl"), self._on_fcntl_exit, fds=True)
         on(_codes("clone", "clone3", "fork", "vfork"), self._on_clone_exit)
         on(_codes("execve", "execveat"), self._on_execve_exit)
         on(_codes("chdir"), self._on_chdir_exit)
@@ -335,7 +341,7 @@ class StateEngine:
         on(_codes("setgid", "setresgid", "setregid"), self._on_setgid_exit)
         on(_codes("capset"), self._on_capset_exit)
         on(_codes("prctl"), self._on_prctl_exit)
-        on(_codes("sendto", "sendmsg", "recvfrom", "recvmsg"), self._on_io_tuple_exit)
+        on(_codes("sendto", "sendmsg", "recvfrom", "recvmsg"), self._on_io_tuple_exit, fds=True)
         on(_codes("procexit", direction=">"), self._on_procexit)
         on({et.PPME_CONTAINER_JSON_E, et.PPME_CONTAINER_JSON_2_E, et.PPME_CONTAINER_E}, self._on_container)
 
@@ -351,6 +357,7 @@ class StateEngine:
             spec[c] = (info.dir == ">", bool(fl & fdrel_mask), bool(fl & et.EF_USES_FD),
                        info.fd_param, handlers.get(c), skip)
         self._spec = spec
+        self._fd_only = frozenset(fd_only)
         vm_attrs = {"vm_size": "vmsize_kb", "vm_rss": "vmrss_kb", "vm_swap": "vmswap_kb",
                     "pgft_maj": "pfmajor", "pgft_min": "pfminor"}
         self._vm_params = [tuple((i, vm_attrs[p.name]) for i, p in enumerate(info.params) if p.name in vm_attrs)
@@ -367,7 +374,6 @@ class StateEngine:
         if self._pending_close is not None:
             pt, pfd = self._pending_close
             pt.fds.pop(pfd, None)
-            pt.version += 1
             self._pending_close = None
         code = ev.code
         try:
@@ -431,7 +437,7 @@ class StateEngine:
             handler(ev, t)
             if fdrel and t is not None and not is_enter:
                 ev.fdnum = t.lastevent_fd
-            if t is not None:
+            if t is not None and code not in self._fd_only:
                 t.version += 1
         pids = self._pid_params[code]
         if pids:
@@ -1047,6 +1053,21 @@ class StateEngine:
             c.ptid = new.tid if new is not None else 1
             c.parent = new
             c.version += 1
+
+    def forget_thread(self, tid: int) -> None:
+        """Drop a thread whose end no event told (a live host's exit we did not see); its
+        children go where an exit would send them."""
+        t = self.threads.get(tid)
+        if t is None:
+            return
+        t.dead = True
+        t.version += 1
+        self._reparent_children(t, None)
+        del self.threads[tid]
+
+    def resolve_user(self, t: ThreadInfo) -> None:
+        """Names of a thread's uid, gid and loginuid (after a live source changed them)."""
+        self._resolve_user(t)
 
     def _remove_thread(self, tid: int) -> None:
         t = self.threads.get(tid)

@@ -31,12 +31,12 @@ log = logging.getLogger("tiercel.ingest")
 
 
 def make_driver(cfg: Config, event_types: Iterable[str] | None = None):
-    from tiercel.ingest.audit.session import AuditUnavailable  # noqa: F401  (raised by start)
-    from tiercel.ingest.live import AuditDriver, ProcConnectorDriver
+    from tiercel.ingest.live import AuditDriver, ProcConnectorDriver, local_server_pids
 
     name = cfg["ingest.driver"]
     if name == "audit":
-        return AuditDriver(cfg.state_dir, event_types)
+        # the nats-server on this host handles our batches: auditing it would only feed back
+        return AuditDriver(cfg.state_dir, event_types, exclude_pids=local_server_pids(cfg["nats.url"]))
     if name == "proc_connector":
         return ProcConnectorDriver()
     return None
@@ -54,6 +54,7 @@ class IngestWorker:
         self.queue = EventQueue(cfg["ingest.queue_size"])
         self.driver: Any = None
         self.reader: Any = None
+        self.state: Any = None
         self.publisher: Publisher | None = None
         self.k8s: Any = None
         self.metrics: Any = None
@@ -85,7 +86,7 @@ class IngestWorker:
                                        cfg["ingest.batch_size"], cfg["ingest.batch_interval_ms"] / 1000.0,
                                        mode=self.publish_mode)
             await self._start_side_servers(js)
-            self._start_driver()
+            await asyncio.to_thread(self._start_driver)
             hb = HeartbeatPublisher(self.nc, "ingest", self.host, self.instance, self._sample).start()
             pub_task = asyncio.create_task(self.publisher.run(stop), name="ingest-publisher")
             rep_task = asyncio.create_task(self._report_loop(stop), name="ingest-drops")
@@ -120,6 +121,7 @@ class IngestWorker:
     def _start_driver(self) -> None:
         from tiercel.ingest.audit.session import AuditUnavailable
         from tiercel.ingest.live import KernelReader
+        from tiercel.ingest.livestate import LiveState
 
         self.driver = make_driver(self.cfg, self.event_types)
         if self.driver is None:
@@ -134,8 +136,12 @@ class IngestWorker:
         except OSError as e:
             self.driver = None
             raise ServiceError(f"{self.cfg['ingest.driver']} driver: {e.strerror or e}") from None
-        print(f"tiercel ingest: {self.driver.describe()}", file=sys.stderr)
-        self.reader = KernelReader(self.driver, self.queue, self.kernel, self.ingest)
+        self.state = LiveState()
+        n = self.state.seed()  # after the rules are in: what starts meanwhile is in the stream
+        print(f"tiercel ingest: {self.driver.describe()}; {n} threads from /proc", file=sys.stderr)
+        self.reader = KernelReader(self.driver, self.queue, self.kernel, self.ingest, self.state,
+                                   batch_size=self.cfg["ingest.batch_size"],
+                                   batch_interval=self.cfg["ingest.batch_interval_ms"] / 1000.0)
         self.reader.start()
 
     async def _stop_driver(self) -> None:

@@ -1,40 +1,62 @@
 """Assembling audit records into events, sans-IO: records in, complete events out.
 
-The records of one event share the serial of their `audit(ts:serial)` stamp and end with an EOE
-record. Records of events from different CPUs may interleave, so several events are kept open at
-once; an event also completes when it waits longer than `timeout_ns` (events logged outside a
-syscall have no EOE) or when more than `max_open` are open (the oldest goes first). Garbled and
-late records are counted, never raised.
+The records of one event share the `ts:serial` stamp of their `audit(ts:serial):` prefix and end
+with an EOE record. Records of events from different CPUs may interleave, so several events are
+kept open at once; an event also completes when it waits longer than `timeout_ns` (events logged
+outside a syscall have no EOE) or when more than `max_open` are open (the oldest goes first).
+Garbled and late records are counted, never raised.
+
+Speed matters here (every record of a flood passes through): the stamp is kept as the raw bytes
+that key the event, the timestamp and serial are decoded once per event, and record bodies are
+parsed only when a translation asks for them.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from dataclasses import dataclass, field
 
 from tiercel.ingest.audit import netlink as nl
 from tiercel.ingest.audit.records import (
+    PATH_RE,
     GarbledRecord,
     SockAddr,
     execve_args,
     parse_fields,
     parse_sockaddr,
-    parse_stamp,
     proctitle,
     untrusted,
     untrusted_bytes,
 )
 
+_EOE = nl.AUDIT_EOE
+_SYSCALL = nl.AUDIT_SYSCALL
 
-@dataclass
+
+def _stamp_ts(stamp: bytes) -> tuple[int, int]:
+    """(ns since epoch, serial) of a `sec.frac:serial` stamp; ValueError when malformed."""
+    t, sep, serial = stamp.partition(b":")
+    sec, dot, frac = t.partition(b".")
+    if not sep or not serial.isdigit() or not sec.isdigit() or (dot and not frac.isdigit()):
+        raise ValueError(stamp)
+    return int(sec) * 1_000_000_000 + (int(frac.ljust(9, b"0")[:9]) if frac else 0), int(serial)
+
+
 class AuditEvent:
     """The records of one audit event, with accessors for the parts Tiercel reads."""
 
-    serial: int
-    ts: int  # ns since epoch (the kernel stamps milliseconds)
-    records: list[tuple[int, bytes]] = field(default_factory=list)  # (type, body)
-    complete: bool = False  # ended by EOE (False: by timeout or eviction)
-    _fields: dict[int, list[dict[str, bytes]]] | None = None
+    __slots__ = ("stamp", "serial", "ts", "records", "complete", "_fields")
+
+    def __init__(self, serial: int, ts: int, records: list[tuple[int, bytes]] | None = None,
+                 stamp: bytes = b""):
+        self.serial = serial
+        self.ts = ts  # ns since epoch (the kernel stamps milliseconds)
+        self.records = records if records is not None else []  # (type, body)
+        self.complete = False  # ended by EOE (False: by timeout or eviction)
+        self.stamp = stamp
+        self._fields: dict[int, list[dict[str, bytes]]] | None = None
+
+    def __repr__(self) -> str:
+        return f"AuditEvent(serial={self.serial}, types={self.types}, complete={self.complete})"
 
     def all(self, rtype: int) -> list[dict[str, bytes]]:
         """The parsed fields of every record of this type (parsed on first use, per type)."""
@@ -50,13 +72,27 @@ class AuditEvent:
         recs = self.all(rtype)
         return recs[0] if recs else None
 
+    def body(self, rtype: int) -> bytes | None:
+        """The unparsed body of the first record of this type."""
+        for t, b in self.records:
+            if t == rtype:
+                return b
+        return None
+
     @property
     def types(self) -> list[int]:
         return [t for t, _ in self.records]
 
     @property
+    def syscall_body(self) -> bytes | None:
+        recs = self.records
+        if recs and recs[0][0] == _SYSCALL:  # the kernel writes SYSCALL first
+            return recs[0][1]
+        return self.body(_SYSCALL)
+
+    @property
     def syscall(self) -> dict[str, bytes] | None:
-        return self.first(nl.AUDIT_SYSCALL)
+        return self.first(_SYSCALL)
 
     @property
     def argv(self) -> list[str] | None:
@@ -65,20 +101,42 @@ class AuditEvent:
 
     @property
     def cwd(self) -> str | None:
-        r = self.first(nl.AUDIT_CWD)
-        return untrusted(r.get("cwd")) if r else None
+        b = self.body(nl.AUDIT_CWD)
+        if b is None or not b.startswith(b"cwd="):
+            return None
+        return untrusted(b[4:].split(b" ", 1)[0])
 
     @property
     def paths(self) -> list[dict[str, bytes]]:
-        """PATH records by item number."""
+        """PATH records by item number (all their fields)."""
         return sorted(self.all(nl.AUDIT_PATH), key=lambda r: int(r.get("item", b"0") or 0))
+
+    def path_items(self) -> list[tuple]:
+        """PATH records as (item, name token, inode, dev major, dev minor, mode, nametype), bytes
+        tokens (None where absent), by item number; one regex pass per record."""
+        out = []
+        for t, b in self.records:
+            if t == nl.AUDIT_PATH:
+                m = PATH_RE.match(b)
+                if m is not None:
+                    out.append(m.groups())
+                else:
+                    f = parse_fields(b)
+                    dev = f.get("dev", b"")
+                    ma, _, mi = dev.partition(b":")
+                    out.append((f.get("item", b"0"), f.get("name"), f.get("inode"), ma or None, mi or None,
+                                f.get("mode"), f.get("nametype", b"")))
+        if len(out) > 1:
+            out.sort(key=lambda p: int(p[0]) if p[0].isdigit() else 0)
+        return out
 
     @property
     def sockaddr(self) -> SockAddr | None:
-        r = self.first(nl.AUDIT_SOCKADDR)
-        if not r:
+        b = self.body(nl.AUDIT_SOCKADDR)
+        if b is None:
             return None
-        raw = untrusted_bytes(r.get("saddr"))
+        tok = b[6:].split(b" ", 1)[0] if b.startswith(b"saddr=") else parse_fields(b).get("saddr")
+        raw = untrusted_bytes(tok)
         if not raw:
             return None
         try:
@@ -88,8 +146,10 @@ class AuditEvent:
 
     @property
     def proctitle(self) -> list[str]:
-        r = self.first(nl.AUDIT_PROCTITLE)
-        return proctitle(r.get("proctitle")) if r else []
+        b = self.body(nl.AUDIT_PROCTITLE)
+        if b is None:
+            return []
+        return proctitle(b[10:].split(b" ", 1)[0] if b.startswith(b"proctitle=") else parse_fields(b).get("proctitle"))
 
     @property
     def fd_pair(self) -> tuple[int, int] | None:
@@ -102,25 +162,28 @@ class AuditEvent:
             return None
 
 
-@dataclass
 class AssemblerStats:
-    records: int = 0
-    events: int = 0
-    garbled: int = 0  # records without a valid stamp
-    late: int = 0  # records of an event already completed
-    incomplete: int = 0  # events completed without their EOE (timeout or eviction)
+    __slots__ = ("records", "events", "garbled", "late", "incomplete")
+
+    def __init__(self) -> None:
+        self.records = 0
+        self.events = 0
+        self.garbled = 0  # records without a valid stamp
+        self.late = 0  # records of an event already completed
+        self.incomplete = 0  # events completed without their EOE (timeout or eviction)
 
 
 class Assembler:
-    """Feed records with `feed()`, collect completed events; call `expire(now)` regularly."""
+    """Feed records with `feed()` (or whole datagrams with `feed_datagrams()`), collect completed
+    events; call `expire(now)` regularly."""
 
     def __init__(self, max_open: int = 256, timeout_ns: int = 1_000_000_000, remember: int = 1024):
         self.max_open = max_open
         self.timeout_ns = timeout_ns
         self.stats = AssemblerStats()
-        self._open: OrderedDict[int, tuple[AuditEvent, int]] = OrderedDict()  # serial -> (event, first seen)
-        self._done: set[int] = set()
-        self._done_order: deque[int] = deque()
+        self._open: OrderedDict[bytes, tuple[AuditEvent, int]] = OrderedDict()  # stamp -> (event, first seen)
+        self._done: set[bytes] = set()
+        self._done_order: deque[bytes] = deque()
         self._remember = remember
 
     @property
@@ -129,56 +192,121 @@ class Assembler:
 
     def feed(self, rtype: int, payload: bytes, now_ns: int = 0) -> list[AuditEvent]:
         """One record (netlink type and payload). Returns the events it completed (0, 1 or more)."""
-        self.stats.records += 1
-        try:
-            ts, serial, off = parse_stamp(payload)
-        except GarbledRecord:
-            self.stats.garbled += 1
-            return []
         out: list[AuditEvent] = []
-        entry = self._open.get(serial)
+        self._feed(rtype, payload, now_ns, out)
+        return out
+
+    def feed_datagrams(self, datagrams: list[bytes], now_ns: int, out: list[AuditEvent]) -> int:
+        """Raw datagrams from the audit socket (one record each, netlink header included): the
+        events they complete are appended to `out`. Returns the number of non-record messages
+        (acks, errors) skipped. The hot loop of ingest: `_feed` inlined, one copy per record."""
+        st = self.stats
+        opened = self._open
+        done = self._done
+        finish = self._finish
+        other = 0
+        nrec = 0
+        for d in datagrams:
+            nrec += 1
+            if len(d) < 24 or d[16:22] != b"audit(":
+                if len(d) >= 16 and d[4] | d[5] << 8 < 1100:  # netlink control (ack, error): no record
+                    other += 1
+                    nrec -= 1
+                else:
+                    st.garbled += 1
+                continue
+            end = d.find(b"):", 22)
+            if end < 0:
+                st.garbled += 1
+                continue
+            rtype = d[4] | d[5] << 8
+            stamp = d[22:end]
+            entry = opened.get(stamp)
+            if entry is None:
+                if rtype == _EOE or stamp in done:
+                    st.late += 1
+                    continue
+                try:
+                    ts, serial = _stamp_ts(stamp)
+                except ValueError:
+                    st.garbled += 1
+                    continue
+                ev = AuditEvent(serial, ts, [], stamp)
+                opened[stamp] = (ev, now_ns)
+                if len(opened) > self.max_open:
+                    _, (old, _) = opened.popitem(last=False)
+                    out.append(finish(old, False))
+            else:
+                ev = entry[0]
+            if rtype == _EOE:
+                del opened[stamp]
+                out.append(finish(ev, True))
+                continue
+            body = d[end + 3:] if d[end + 2:end + 3] == b" " else d[end + 2:]
+            if body[-1:] == b"\0":
+                body = body.rstrip(b"\0")
+            ev.records.append((rtype, body))
+        st.records += nrec
+        return other
+
+    def _feed(self, rtype: int, payload: bytes, now_ns: int, out: list[AuditEvent]) -> None:
+        st = self.stats
+        st.records += 1
+        end = payload.find(b"):", 6)
+        if end < 0 or payload[:6] != b"audit(":
+            st.garbled += 1
+            return
+        stamp = payload[6:end]
+        entry = self._open.get(stamp)
         if entry is None:
-            if serial in self._done or rtype == nl.AUDIT_EOE:
-                self.stats.late += 1
-                return []
-            ev = AuditEvent(serial, ts)
-            self._open[serial] = (ev, now_ns)
+            if rtype == _EOE or stamp in self._done:
+                st.late += 1
+                return
+            try:
+                ts, serial = _stamp_ts(stamp)
+            except ValueError:
+                st.garbled += 1
+                return
+            ev = AuditEvent(serial, ts, [], stamp)
+            self._open[stamp] = (ev, now_ns)
             if len(self._open) > self.max_open:
                 _, (old, _) = self._open.popitem(last=False)
-                out.append(self._finish(old, complete=False))
+                out.append(self._finish(old, False))
         else:
             ev = entry[0]
-        if rtype == nl.AUDIT_EOE:
-            del self._open[serial]
-            out.append(self._finish(ev, complete=True))
-            return out
-        ev.records.append((rtype, payload[off:]))
-        return out
+        if rtype == _EOE:
+            del self._open[stamp]
+            out.append(self._finish(ev, True))
+            return
+        ev.records.append((rtype, payload[end + 3:] if payload[end + 2:end + 3] == b" " else payload[end + 2:]))
 
     def expire(self, now_ns: int) -> list[AuditEvent]:
         """Complete the events that waited longer than the timeout for their EOE."""
         out: list[AuditEvent] = []
-        while self._open:
-            serial, (ev, seen) = next(iter(self._open.items()))
+        opened = self._open
+        while opened:
+            stamp, (ev, seen) = next(iter(opened.items()))
             if now_ns - seen < self.timeout_ns:
                 break
-            del self._open[serial]
-            out.append(self._finish(ev, complete=False))
+            del opened[stamp]
+            out.append(self._finish(ev, False))
         return out
 
     def flush(self) -> list[AuditEvent]:
         """Complete everything still open (at shutdown)."""
-        out = [self._finish(ev, complete=False) for ev, _ in self._open.values()]
+        out = [self._finish(ev, False) for ev, _ in self._open.values()]
         self._open.clear()
         return out
 
     def _finish(self, ev: AuditEvent, complete: bool) -> AuditEvent:
         ev.complete = complete
-        self.stats.events += 1
+        st = self.stats
+        st.events += 1
         if not complete:
-            self.stats.incomplete += 1
-        self._done.add(ev.serial)
-        self._done_order.append(ev.serial)
-        if len(self._done_order) > self._remember:
-            self._done.discard(self._done_order.popleft())
+            st.incomplete += 1
+        self._done.add(ev.stamp)
+        order = self._done_order
+        order.append(ev.stamp)
+        if len(order) > self._remember:
+            self._done.discard(order.popleft())
         return ev

@@ -59,6 +59,36 @@ def parse_fields(body: bytes) -> dict[str, bytes]:
     return out
 
 
+# The SYSCALL record as the kernel writes it (audit_log_exit + audit_log_task_info), matched in one
+# pass: arch, syscall, exit (absent for exit/exit_group), a0-a3, then the process identity span
+# (ppid .. exe) with ppid and pid. Records in another layout fall back to `parse_fields`.
+SYSCALL_RE = re.compile(
+    rb"arch=([0-9a-f]+) syscall=(\d+)(?: success=\w+ exit=(-?\d+))? a0=([0-9a-f]+) a1=([0-9a-f]+) "
+    rb"a2=([0-9a-f]+) a3=([0-9a-f]+) items=\d+ (ppid=(\d+) pid=(\d+) auid=\d+ uid=\d+ gid=\d+ euid=\d+ "
+    rb"suid=\d+ fsuid=\d+ egid=\d+ sgid=\d+ fsgid=\d+ tty=\S+ ses=\d+ comm=\S+ exe=\S+)")
+_IDENT_KEYS = (b"ppid", b"pid", b"auid", b"uid", b"gid", b"euid", b"suid", b"fsuid", b"egid", b"sgid", b"fsgid",
+               b"tty", b"ses", b"comm", b"exe")
+
+
+def syscall_groups(body: bytes) -> tuple | None:
+    """(arch, syscall, exit, a0, a1, a2, a3, identity span, ppid, pid) as bytes tokens (exit may be
+    None), from a SYSCALL record body; None when it has no arch/syscall/pid."""
+    m = SYSCALL_RE.match(body)
+    if m is not None:
+        return m.groups()
+    f = parse_fields(body)
+    if "arch" not in f or "syscall" not in f or "pid" not in f:
+        return None
+    span = b" ".join(k + b"=" + f[k.decode()] for k in _IDENT_KEYS if k.decode() in f)
+    return (f["arch"], f["syscall"], f.get("exit"), f.get("a0", b"0"), f.get("a1", b"0"), f.get("a2", b"0"),
+            f.get("a3", b"0"), span, f.get("ppid", b"0"), f["pid"])
+
+
+# A PATH record: item, name, and (for an existing object) inode, dev, mode; nametype.
+PATH_RE = re.compile(
+    rb"item=(\d+) name=(\S+) (?:inode=(\d+) dev=([0-9a-f]+):([0-9a-f]+) mode=([0-7]+) .*?)?nametype=(\w+)")
+
+
 def untrusted(token: bytes | None) -> str | None:
     """An "untrusted string" field (comm, exe, name, cwd, aN, proctitle, key): quoted text, hex
     bytes when it held anything unsafe, or `(null)`. Undecodable hex is returned as written."""

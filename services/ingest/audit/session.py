@@ -60,6 +60,7 @@ class AuditSession:
     installed: list[nl.AuditRule] = field(default_factory=list)
     syscalls: set[str] = field(default_factory=set)
     recovered: bool = False
+    exclude_pids: set[int] = field(default_factory=set)  # never audited (besides this process)
 
     @property
     def state_path(self) -> pathlib.Path:
@@ -151,7 +152,7 @@ class AuditSession:
 
     def set_syscalls(self, names: set[str]) -> None:
         assert self.control is not None
-        new = build_rules(names, self.key)
+        new = build_rules(names, self.key, {os.getpid(), *self.exclude_pids})
         if self.installed and [r.signature() for r in new] == [r.signature() for r in self.installed]:
             return
         # add the new rules before removing the old ones, so no window without rules

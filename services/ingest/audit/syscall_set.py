@@ -16,7 +16,7 @@ RULE_KEY = "tiercel"
 # What the state engine needs (process tree, fd table, cwd, credentials), like libsinsp's
 # sinsp_state_sc_set. High-volume calls it can live without (read/write, fcntl) are left out.
 STATE_SYSCALLS = frozenset({
-    "clone", "clone3", "fork", "vfork", "execve", "execveat", "exit", "exit_group",
+    "clone", "clone3", "fork", "vfork", "execve", "execveat", "exit_group",
     "open", "openat", "openat2", "creat", "open_by_handle_at", "close",
     "dup", "dup2", "dup3", "socket", "socketpair", "bind", "connect", "accept", "accept4", "listen",
     "pipe", "pipe2", "chdir", "fchdir", "chroot",
@@ -24,10 +24,13 @@ STATE_SYSCALLS = frozenset({
     "capset", "memfd_create", "userfaultfd", "io_uring_setup",
 })
 
-# Event types that are not syscalls of the same name.
+# Event types that are not syscalls of the same name. (`exit` ends one thread; audit cannot say
+# which one, so only `exit_group` makes a procexit.)
 EVENT_TYPE_SYSCALLS: dict[str, tuple[str, ...]] = {
-    "procexit": ("exit", "exit_group"),
-    "sched_process_exit": ("exit", "exit_group"),
+    "procexit": ("exit_group",),
+    "sched_process_exit": ("exit_group",),
+    "pread": ("pread64",),
+    "pwrite": ("pwrite64",),
     "signaldeliver": (),
     "switch": (),
     "page_fault": (),
@@ -49,13 +52,19 @@ _IPC_CALLS = frozenset({"semop", "semget", "semctl", "msgsnd", "msgrcv", "msgget
                         "shmdt", "shmget", "shmctl", "semtimedop"})
 
 
+# Reads and writes: audited only when a rule names them (Falco, too, leaves them out unless -A).
+IO_SYSCALLS = frozenset({"read", "write", "pread64", "pwrite64", "readv", "writev", "preadv", "pwritev",
+                         "sendto", "recvfrom", "sendmsg", "recvmsg"})
+
+
 def syscalls_for(event_types: Iterable[str] | None, with_state: bool = True) -> set[str]:
-    """Syscall names for a set of event-type names (None: every syscall Tiercel translates)."""
+    """Syscall names for a set of event-type names (None: every syscall Tiercel translates but
+    the I/O ones)."""
     from tiercel.ingest.audit.translate import TRANSLATED_SYSCALLS
 
     names: set[str] = set(STATE_SYSCALLS) if with_state else set()
     if event_types is None:
-        names |= set(TRANSLATED_SYSCALLS)
+        names |= set(TRANSLATED_SYSCALLS) - IO_SYSCALLS
         return names
     for et in event_types:
         et = et.strip().lower()
@@ -73,8 +82,9 @@ def native_arch() -> tuple[int, dict[str, int]] | None:
     return None
 
 
-def build_rules(names: Iterable[str], key: str = RULE_KEY) -> list[nl.AuditRule]:
-    """One exit-filter rule per architecture (b64, and b32 for 32-bit processes on x86_64)."""
+def build_rules(names: Iterable[str], key: str = RULE_KEY, exclude_pids: Iterable[int] = ()) -> list[nl.AuditRule]:
+    """One exit-filter rule per architecture (b64, and b32 for 32-bit processes on x86_64), not
+    for the processes in `exclude_pids` (Tiercel's own: their syscalls would only feed back)."""
     wanted = set(names)
     rules: list[nl.AuditRule] = []
     arches: list[tuple[int, dict[str, int]]] = []
@@ -97,8 +107,9 @@ def build_rules(names: Iterable[str], key: str = RULE_KEY) -> list[nl.AuditRule]
                 rule.add_syscall(nr)
         if not any(rule.mask):
             continue
-        rule.fields = [nl.RuleField(nl.AUDIT_ARCH, nl.AUDIT_EQUAL, arch),
-                       nl.RuleField(nl.AUDIT_FILTERKEY, nl.AUDIT_EQUAL, text=key)]
+        rule.fields = [nl.RuleField(nl.AUDIT_ARCH, nl.AUDIT_EQUAL, arch)]
+        rule.fields += [nl.RuleField(nl.AUDIT_PID, nl.AUDIT_NOT_EQUAL, pid) for pid in sorted(set(exclude_pids))[:32]]
+        rule.fields.append(nl.RuleField(nl.AUDIT_FILTERKEY, nl.AUDIT_EQUAL, text=key))
         rules.append(rule)
     return rules
 

@@ -5,9 +5,14 @@ events only), with parameters in table order and values as the .scap decoder giv
 str, NUL-separated bytes, (family, ip, port) sockaddrs, (family, sip, sport, dip, dport) tuples,
 None where audit does not tell. Flags become PPM values (`PPM_O_*`, `PPM_CL_*`), never Linux's.
 
-Audit gives the thread-group id (pid), not the thread id: live events carry tid = pid.
-`Event.thread` is pre-filled from the SYSCALL record (comm, exe, ids, ppid, tty, loginuid, cwd):
-the kernel's own view of the process at that syscall, which the state engine merges.
+Audit gives the thread-group id (pid), not the thread id: live events carry tid = pid (see
+`tiercel.ingest.livestate` for what that means for threads). Besides the event, `translate`
+returns the process identity the SYSCALL record states (the raw `ppid=... exe=...` span, and
+the audit event for its CWD and PROCTITLE records): the state engine's view is checked against
+it, and only a change costs a parse.
+
+Speed: the SYSCALL record is matched by one regex; other records are parsed only by the
+translations that read them.
 """
 
 from __future__ import annotations
@@ -21,8 +26,9 @@ from tiercel.common import eventtable as et
 from tiercel.common.event import Event, ThreadInfo
 from tiercel.ingest.audit import netlink as nl
 from tiercel.ingest.audit.assembler import AuditEvent
-from tiercel.ingest.audit.records import SockAddr, number, signed_hex64, untrusted
+from tiercel.ingest.audit.records import SockAddr, number, parse_fields, syscall_groups, untrusted
 from tiercel.ingest.audit.syscall_set import syscall_name
+from tiercel.ingest.audit.syscalls import B64
 
 # --- Linux -> PPM flag values -------------------------------------------------------------------
 
@@ -71,11 +77,10 @@ def makedev(major: int, minor: int) -> int:
     return (major << 20) | minor
 
 
-def _dev(token: bytes | None) -> int:
-    if not token or b":" not in token:
+def _dev(major: bytes | None, minor: bytes | None) -> int:
+    if not major or not minor:
         return 0
-    ma, mi = token.split(b":", 1)
-    return makedev(number(ma, 16), number(mi, 16))
+    return makedev(number(major, 16), number(minor, 16))
 
 
 # --- event codes ---------------------------------------------------------------------------------
@@ -100,15 +105,32 @@ def _nparams(name: str) -> int:
 # --- helpers on the records -----------------------------------------------------------------------
 
 
-def _main_path(ae: AuditEvent, index: int = 0) -> dict[str, bytes] | None:
+# path_items() tuples: (item, name, inode, dev major, dev minor, mode, nametype)
+_P_NAME, _P_INODE, _P_MAJOR, _P_MINOR, _P_TYPE = 1, 2, 3, 4, 6
+
+
+def _main_path(ae: AuditEvent, index: int = 0) -> tuple | None:
     """The index-th PATH item that is not a parent directory (the object of the syscall)."""
-    items = [p for p in ae.paths if p.get("nametype") != b"PARENT"]
+    items = ae.path_items()
+    if index == 0 and len(items) == 1:
+        p = items[0]
+        return p if p[_P_TYPE] != b"PARENT" else None
+    items = [p for p in items if p[_P_TYPE] != b"PARENT"]
     return items[index] if len(items) > index else None
 
 
 def _path_name(ae: AuditEvent, index: int = 0) -> str | None:
     p = _main_path(ae, index)
-    return untrusted(p.get("name")) if p else None
+    return untrusted(p[_P_NAME]) if p else None
+
+
+def _num(token: bytes | None, base: int = 10) -> int:
+    if not token:
+        return 0
+    try:
+        return int(token, base)
+    except ValueError:
+        return 0
 
 
 def _sockaddr_param(sa: SockAddr | None) -> Any:
@@ -171,26 +193,49 @@ def _argv_bytes(args: list[str]) -> bytes:
 
 
 class Ctx:
-    """What one translation reads: the audit event, its SYSCALL fields, decoded basics."""
+    """What one translation reads: the audit event, the SYSCALL record's tokens, decoded basics.
+    `sc` (every field of the identity span) is parsed only by the translations that need it."""
 
-    __slots__ = ("ae", "sc", "ret", "a", "pid", "ppid", "resolve_sockets")
+    __slots__ = ("ae", "g", "ret", "pid", "resolve", "_a", "_sc")
 
-    def __init__(self, ae: AuditEvent, sc: dict[str, bytes], resolve_sockets: bool):
+    def __init__(self, ae: AuditEvent, g: tuple, pid: int, resolve: bool):
         self.ae = ae
-        self.sc = sc
-        ret = sc.get("exit")
-        self.ret = number(ret, default=0) if ret is not None else 0
-        self.a = [signed_hex64(sc.get(f"a{i}")) for i in range(4)]
-        self.pid = number(sc.get("pid"))
-        self.ppid = number(sc.get("ppid"))
-        self.resolve_sockets = resolve_sockets
+        self.g = g
+        ret = g[2]
+        self.ret = int(ret) if ret is not None else 0
+        self.pid = pid
+        self.resolve = resolve
+        self._a: list[int] | None = None
+        self._sc: dict[str, bytes] | None = None
+
+    @property
+    def a(self) -> list[int]:
+        """The four syscall arguments as signed 64-bit values."""
+        a = self._a
+        if a is None:
+            a = self._a = []
+            for tok in self.g[3:7]:
+                v = int(tok, 16)
+                a.append(v - (1 << 64) if v >= 1 << 63 else v)
+        return a
+
+    @property
+    def sc(self) -> dict[str, bytes]:
+        if self._sc is None:
+            self._sc = parse_fields(self.g[7])
+        return self._sc
+
+    @property
+    def ppid(self) -> int:
+        return int(self.g[8])
 
     def u(self, i: int) -> int:
-        return self.a[i] & 0xFFFFFFFFFFFFFFFF
+        """Argument i as the unsigned 64-bit register value."""
+        return int(self.g[3 + i], 16)
 
     def fd(self, i: int) -> int:
         """A 32-bit fd argument, sign-extended (AT_FDCWD is 0xffffff9c)."""
-        v = self.a[i] & 0xFFFFFFFF
+        v = int(self.g[3 + i], 16) & 0xFFFFFFFF
         return v - (1 << 32) if v >= 1 << 31 else v
 
 
@@ -198,11 +243,9 @@ class Ctx:
 
 def _open_common(c: Ctx, name_idx: int = 0) -> tuple[str | None, int, int, bool]:
     p = _main_path(c.ae, name_idx)
-    name = untrusted(p.get("name")) if p else None
-    dev = _dev(p.get("dev")) if p else 0
-    ino = number(p.get("inode")) if p else 0
-    created = bool(p and p.get("nametype") == b"CREATE")
-    return name, dev, ino, created
+    if p is None:
+        return None, 0, 0, False
+    return untrusted(p[_P_NAME]), _dev(p[_P_MAJOR], p[_P_MINOR]), _num(p[_P_INODE]), p[_P_TYPE] == b"CREATE"
 
 
 def _open(c: Ctx) -> list:
@@ -242,14 +285,40 @@ def _execve(c: Ctx) -> list:
     p0 = _main_path(ae, 0)
     ppid_ = c.ppid
     params = [c.ret, exe, _argv_bytes(argv[1:]), c.pid, c.pid, ppid_, ae.cwd or "", None, None, None,
-              None, None, None, untrusted(sc.get("comm")) or "", None, None, 0, None,
+              None, None, None, untrusted(sc.get("comm")) or "", None, None, tty_number(sc.get("tty")), None,
               number(sc.get("auid"), default=0xFFFFFFFF), 0,
               number(fcaps.get("pi"), 16), number(fcaps.get("pp"), 16), number(fcaps.get("pe"), 16),
-              number(p0.get("inode")) if p0 else 0, None, None, number(sc.get("uid")),
+              _num(p0[_P_INODE]) if p0 else 0, None, None, number(sc.get("uid")),
               untrusted(sc.get("exe")), None, number(sc.get("gid"))]
+    if c.resolve and c.ret == 0:
+        cg = _read_proc(c.pid, "cgroup")
+        if cg is not None:
+            params[14] = _cgroups_param(cg)
+        env = _read_proc(c.pid, "environ")
+        if env is not None:
+            params[15] = env
     if len(params) < _nparams("execve"):
-        params.append(untrusted(p0.get("name")) if p0 else None)  # filename
+        params.append(untrusted(p0[_P_NAME]) if p0 else None)  # filename
     return params
+
+
+def _read_proc(pid: int, name: str) -> bytes | None:
+    try:
+        with open(f"/proc/{pid}/{name}", "rb") as f:
+            return f.read()
+    except OSError:
+        return None
+
+
+def _cgroups_param(text: bytes) -> bytes:
+    """/proc/<pid>/cgroup as the drivers send cgroups: NUL-separated `subsys=path`."""
+    out = []
+    for line in text.splitlines():
+        parts = line.split(b":", 2)
+        if len(parts) == 3:
+            for sub in (parts[1] or b"unified").split(b","):
+                out.append(sub + b"=" + parts[2] + b"\0")
+    return b"".join(out)
 
 
 def _execveat(c: Ctx) -> list:
@@ -279,12 +348,12 @@ def _close(c: Ctx) -> list:
 def _connect(c: Ctx) -> list:
     sa = c.ae.sockaddr
     ok = c.ret == 0 or c.ret == -115  # EINPROGRESS
-    return [c.ret, _tuple(sa, c.pid, c.fd(0), True, c.resolve_sockets and ok), c.fd(0), _sockaddr_param(sa)]
+    return [c.ret, _tuple(sa, c.pid, c.fd(0), True, c.resolve and ok), c.fd(0), _sockaddr_param(sa)]
 
 
 def _accept(c: Ctx) -> list:
     sa = c.ae.sockaddr
-    return [c.ret, _tuple(sa, c.pid, c.ret, False, c.resolve_sockets and c.ret >= 0), 0, 0, 0]
+    return [c.ret, _tuple(sa, c.pid, c.ret, False, c.resolve and c.ret >= 0), 0, 0, 0]
 
 
 def _accept4(c: Ctx) -> list:
@@ -451,6 +520,49 @@ def _chroot(c: Ctx) -> list:
     return [c.ret, _path_name(c.ae)]
 
 
+def _rw(c: Ctx) -> list:
+    """read/write: (res, data, fd, size); audit does not carry the data."""
+    return [c.ret, None, c.fd(0), c.u(2) & 0xFFFFFFFF]
+
+
+def _prw(c: Ctx) -> list:
+    return [c.ret, None, c.fd(0), c.u(2) & 0xFFFFFFFF, c.u(3)]
+
+
+def _readv(c: Ctx) -> list:
+    return [c.ret, None, None, c.fd(0)]
+
+
+def _preadv(c: Ctx) -> list:
+    return [c.ret, None, None, c.fd(0), c.u(3)]
+
+
+def _writev(c: Ctx) -> list:
+    return [c.ret, None, c.fd(0), None]
+
+
+def _pwritev(c: Ctx) -> list:
+    return [c.ret, None, c.fd(0), None, c.u(3)]
+
+
+def _sendto(c: Ctx) -> list:
+    sa = c.ae.sockaddr  # a destination address (a4) is logged as a SOCKADDR record
+    return [c.ret, None, c.fd(0), c.u(2) & 0xFFFFFFFF,
+            _tuple(sa, c.pid, c.fd(0), True, c.resolve and c.ret >= 0) if sa is not None else None]
+
+
+def _recvfrom(c: Ctx) -> list:
+    return [c.ret, None, None, c.fd(0), c.u(2) & 0xFFFFFFFF]
+
+
+def _sendmsg(c: Ctx) -> list:
+    return [c.ret, None, c.fd(0), None, None]
+
+
+def _recvmsg(c: Ctx) -> list:
+    return [c.ret, None, None, None, None, c.fd(0)]
+
+
 def _userfaultfd(c: Ctx) -> list:
     return [c.ret, c.u(0) & 0xFFFFFFFF]
 
@@ -477,24 +589,45 @@ BUILDERS: dict[str, Callable[[Ctx], list]] = {
     "memfd_create": _memfd_create, "prctl": _prctl, "setns": _setns, "unshare": _unshare,
     "bpf": _bpf, "finit_module": _finit_module, "init_module": _init_module,
     "userfaultfd": _userfaultfd,
+    "read": _rw, "write": _rw, "pread64": _prw, "pwrite64": _prw, "readv": _readv, "writev": _writev,
+    "preadv": _preadv, "pwritev": _pwritev, "sendto": _sendto, "recvfrom": _recvfrom,
+    "sendmsg": _sendmsg, "recvmsg": _recvmsg,
 }
-# Syscalls whose exit event in the table has another name.
-EVENT_NAME = {"exit": "procexit", "exit_group": "procexit"}
-BUILDERS["exit"] = BUILDERS["exit_group"] = _procexit
+# Syscalls whose exit event in the table has another name. `exit` (one thread ends) is not
+# translated: audit names the process, not the thread, so it cannot say which thread ended
+# (`exit_group` ends them all: that is the procexit).
+EVENT_NAME = {"exit_group": "procexit", "pread64": "pread", "pwrite64": "pwrite"}
+BUILDERS["exit_group"] = _procexit
 
 TRANSLATED_SYSCALLS = frozenset(n for n in BUILDERS if EVENT_NAME.get(n, n) in CODES)
+_NPARAMS = {c: et.info(c).nparams for c in CODES.values()}
+
+
+_B64_NAMES = {v: k for k, v in B64.items()}
+_X86_64 = b"c000003e"
+_TTY_MAJOR = {b"pts": 136, b"ttyS": 4, b"tty": 4}
+
+
+def tty_number(token: bytes | None) -> int:
+    """The controlling terminal as /proc's tty_nr encodes it, from a `tty=` token (pts3, tty1)."""
+    if not token or token == b"(none)":
+        return 0
+    for prefix in (b"pts", b"ttyS", b"tty"):
+        if token.startswith(prefix) and token[len(prefix):].isdigit():
+            minor = int(token[len(prefix):]) + (64 if prefix == b"ttyS" else 0)
+            return (minor & 0xFF) | (_TTY_MAJOR[prefix] << 8) | ((minor & ~0xFF) << 12)
+    return 1  # a terminal of another kind: at least "has a tty"
 
 
 def thread_hint(ae: AuditEvent, sc: dict[str, bytes]) -> ThreadInfo:
-    """The process as the kernel described it in the SYSCALL record."""
+    """The process as the kernel described it in the SYSCALL record (identity fields)."""
     pid = number(sc.get("pid"))
     uid, gid = number(sc.get("uid")), number(sc.get("gid"))
-    tty = sc.get("tty", b"(none)")
     t = ThreadInfo(pid, pid, number(sc.get("ppid")), comm=untrusted(sc.get("comm")) or "",
                    exepath=untrusted(sc.get("exe")) or "", uid=uid, gid=gid,
                    euid=number(sc.get("euid")), egid=number(sc.get("egid")),
-                   loginuid=number(sc.get("auid"), default=0xFFFFFFFF), sid=number(sc.get("ses"), default=-1))
-    t.tty = 0 if tty == b"(none)" else 1
+                   loginuid=number(sc.get("auid"), default=0xFFFFFFFF))
+    t.tty = tty_number(sc.get("tty"))
     cwd = ae.cwd
     if cwd:
         t.cwd = cwd
@@ -502,40 +635,57 @@ def thread_hint(ae: AuditEvent, sc: dict[str, bytes]) -> ThreadInfo:
 
 
 class Translator:
-    """Audit events in, event-model events out; counts what it cannot translate."""
+    """Audit events in, (event, identity) out; counts what it does not translate.
 
-    def __init__(self, self_pid: int | None = None, resolve_sockets: bool = True):
+    `exclude`: pids whose syscalls are never events (Tiercel's own, the local nats-server's;
+    the audit rules exclude them too, this catches the records already queued)."""
+
+    def __init__(self, self_pid: int | None = None, resolve: bool = True, exclude: set[int] | None = None,
+                 resolve_sockets: bool | None = None):
         self.self_pid = os.getpid() if self_pid is None else self_pid
-        self.resolve_sockets = resolve_sockets
+        self.exclude = {self.self_pid} | set(exclude or ())
+        self.resolve = resolve if resolve_sockets is None else resolve_sockets
         self.untranslated: dict[str, int] = {}
         self.not_syscall = 0
         self.own = 0
+        self.garbled = 0
 
-    def translate(self, ae: AuditEvent) -> Event | None:
-        sc = ae.syscall
-        if sc is None:
+    def translate(self, ae: AuditEvent) -> tuple[Event, tuple[bytes, AuditEvent]] | None:
+        """The exit event of one audit event and the identity its SYSCALL record states
+        (`ppid=... exe=...` span, the audit event); None when it is not translated."""
+        body = ae.syscall_body
+        if body is None:
             self.not_syscall += 1
             return None
-        arch = number(sc.get("arch"), 16)
-        nr = number(sc.get("syscall"), default=-1)
-        name = syscall_name(arch, nr) or f"#{nr}"
-        pid = number(sc.get("pid"))
-        if pid == self.self_pid:
+        g = syscall_groups(body)
+        if g is None:
+            self.garbled += 1
+            return None
+        try:
+            nr = int(g[1])
+            pid = int(g[9])
+        except ValueError:
+            self.garbled += 1
+            return None
+        name = _B64_NAMES.get(nr) if g[0] == _X86_64 else (syscall_name(_num(g[0], 16), nr) or f"#{nr}")
+        if pid in self.exclude:
             self.own += 1
             return None
-        build = BUILDERS.get(name)
-        ev_name = EVENT_NAME.get(name, name)
-        code = CODES.get(ev_name)
+        build = BUILDERS.get(name)  # type: ignore[arg-type]
+        ev_name = EVENT_NAME.get(name, name)  # type: ignore[arg-type]
+        code = CODES.get(ev_name)  # type: ignore[arg-type]
         if build is None or code is None:
-            self.untranslated[name] = self.untranslated.get(name, 0) + 1
+            self.untranslated[name] = self.untranslated.get(name, 0) + 1  # type: ignore[index]
             return None
-        c = Ctx(ae, sc, self.resolve_sockets)
-        params = build(c)
-        n = _nparams(ev_name)
-        if len(params) < n:
-            params.extend([None] * (n - len(params)))
-        elif len(params) > n:
-            del params[n:]
-        ev = Event(0, ae.ts, pid, code, params)
-        ev.thread = thread_hint(ae, sc)
-        return ev
+        try:
+            params = build(Ctx(ae, g, pid, self.resolve))
+        except ValueError:  # a token that is not the number the layout promises
+            self.garbled += 1
+            return None
+        n = _NPARAMS[code]
+        if len(params) != n:
+            if len(params) < n:
+                params.extend([None] * (n - len(params)))
+            else:
+                del params[n:]
+        return Event(0, ae.ts, pid, code, params), (g[7], ae)
