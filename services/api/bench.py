@@ -11,7 +11,8 @@ Figures:
 - 100 subscribers at 1,000 alerts/s each (`sub_batch`, and `sub` for comparison): alerts paced
   at 1,000/s for a few seconds; received, dropped (the subscribers' `dropped_before`) and the
   delivered rate summed over subscribers;
-- the API process's peak resident memory.
+- the API process's CPU time per alert delivered (less sensitive to other load than rates), and
+  its peak resident memory.
 """
 
 from __future__ import annotations
@@ -147,6 +148,11 @@ class Rig:
                 total += float(line.rsplit(" ", 1)[1])
         return total
 
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) the API process has used so far."""
+        f = pathlib.Path(f"/proc/{self.api.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
     def rss_mb(self) -> tuple[float, float]:
         """(current, peak) resident memory of the API process, MB."""
         cur = peak = 0.0
@@ -222,8 +228,11 @@ def _collect(procs: list[subprocess.Popen], timeout: float) -> list[dict[str, An
 def _burst(rig: Rig, mode: str, n: int, seq0: int) -> tuple[float, dict[str, Any]]:
     procs = rig.clients(mode, 1, 1, n, n, idle=10.0)
     rig.wait_subscribers(1)
-    t0 = asyncio.run(_publish(rig.broker.url, [_alert(seq0 + i) for i in range(n)]))
+    msgs = [_alert(seq0 + i) for i in range(n)]
+    c0 = rig.cpu_s()
+    t0 = asyncio.run(_publish(rig.broker.url, msgs))
     (res,) = _collect(procs, 300)
+    res["cpu_us_per_alert"] = (rig.cpu_s() - c0) / n * 1e6
     rig.wait_gone()
     if res["n"] != n or res["last"] is None:
         raise RuntimeError(f"{mode}: received {res['n']} of {n} alerts ({res['dropped']} dropped)")
@@ -235,14 +244,18 @@ def _fleet(rig: Rig, mode: str, subs: int, rate: float, seconds: float, seq0: in
     n = int(rate * seconds)
     clients = rig.clients(mode, procs, subs, n, 0, idle=5.0)
     rig.wait_subscribers(subs)
-    t0 = asyncio.run(_publish(rig.broker.url, [_alert(seq0 + i) for i in range(n)], rate=rate))
+    msgs = [_alert(seq0 + i) for i in range(n)]
+    c0 = rig.cpu_s()
+    t0 = asyncio.run(_publish(rig.broker.url, msgs, rate=rate))
     res = _collect(clients, seconds + 300)
+    cpu = rig.cpu_s() - c0
     rig.wait_gone()
     received = sum(r["n"] for r in res)
     last = max((r["last"] or t0) for r in res)
     return {"subscribers": len(res), "published": n, "received": received,
             "dropped": sum(r["dropped"] for r in res), "missing": n * len(res) - received,
-            "delivered_per_s": received / max(last - t0, 1e-9), "messages": sum(r["msgs"] for r in res)}
+            "delivered_per_s": received / max(last - t0, 1e-9), "messages": sum(r["msgs"] for r in res),
+            "cpu_us_per_delivery": cpu / max(received, 1) * 1e6}
 
 
 @register("api")
@@ -255,16 +268,19 @@ def bench(ctx: BenchContext) -> list[Result]:
     with Rig(ctx.workdir) as rig:
         seq = 1
         for mode, target in (("sub", None), ("sub_batch", 20_000.0)):
-            rates, msgs = [], []
+            rates, msgs, cpus = [], [], []
             for i in range(ctx.warmup + ctx.runs):
                 r, res = _burst(rig, mode, n, seq)
                 seq += n
                 if i >= ctx.warmup:
                     rates.append(r)
                     msgs.append(res["msgs"])
-                ctx.log(f"bench api: 1 subscriber {mode}: {r:,.0f} alerts/s ({res['msgs']} messages)")
+                    cpus.append(res["cpu_us_per_alert"])
+                ctx.log(f"bench api: 1 subscriber {mode}: {r:,.0f} alerts/s ({res['msgs']} messages, "
+                        f"API CPU {res['cpu_us_per_alert']:.0f} us/alert)")
             results.append(Result(f"1 subscriber, {mode}: alerts/s", "alerts/s", rates, target=target,
                                   extra={"alerts": n, "grpc_messages": msgs}))
+            results.append(Result(f"1 subscriber, {mode}: API CPU per alert", "us", cpus, higher_is_better=False))
         for mode in ("sub_batch", "sub"):
             runs = []
             for i in range(ctx.warmup + ctx.runs):
@@ -280,6 +296,8 @@ def bench(ctx: BenchContext) -> list[Result]:
                                   extra={"runs": runs}))
             results.append(Result(f"{subs} subscribers x {rate:g}/s, {mode}: lost", "alerts",
                                   [float(f["missing"]) for f in runs], higher_is_better=False, target=0.0))
+            results.append(Result(f"{subs} subscribers x {rate:g}/s, {mode}: API CPU per delivery", "us",
+                                  [f["cpu_us_per_delivery"] for f in runs], higher_is_better=False))
         cur, peak = rig.rss_mb()
         results.append(Result("api process memory, peak RSS", "MB", [peak], higher_is_better=False,
                               extra={"rss_now_mb": cur}))
