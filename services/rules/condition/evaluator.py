@@ -101,7 +101,7 @@ def build_evaluator(source: str, rules: Iterable[tuple[Any, Node | Checked, Iter
                 break
         if not folded:
             continue
-        key = tuple((i, p.key) for i, p in folded)
+        key = tuple((i, id(p)) for i, p in folded)  # a fold is one object per (rule, values): ids suffice, hashing p.key costs its size
         groups.setdefault(key, []).append(code)
         group_rules[key] = folded
 
