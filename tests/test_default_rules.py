@@ -166,9 +166,9 @@ SYSCALL_CASES: dict[str, tuple[Callable[[Host], list[str]], Callable[[Host], lis
         lambda h: h.open(h.spawn(100, "python3", "/usr/bin/python3")[0], "/etc/shadow", "O_RDONLY"),
         lambda h: h.open(h.spawn(50, "sshd", "/usr/sbin/sshd")[0], "/etc/shadow", "O_RDONLY"),
     ),
-    "Outbound connection by unexpected program": (
+    "Outbound connection from a shell or network tool": (
+        lambda h: h.connect(h.spawn(100, "ncat", "/usr/bin/ncat")[0], "203.0.113.9", 4444),
         lambda h: h.connect(h.spawn(100, "curl", "/usr/bin/curl")[0], "93.184.216.34", 443),
-        lambda h: h.connect(h.spawn(100, "curl", "/usr/bin/curl")[0], "127.0.0.1", 8080),
     ),
     "Write below binary directory": (
         lambda h: h.open(h.spawn(100, "python3", "/usr/bin/python3", uid=0)[0], "/usr/bin/ls", "O_WRONLY",
@@ -277,11 +277,20 @@ def test_benign_host_activity_fires_nothing(host):
     assert host.open(nginx_worker, "/var/log/nginx/access.log", "O_WRONLY", "O_APPEND") == []
 
 
+def test_shell_on_loopback_is_quiet_and_reverse_shell_fires_both_rules(host):
+    sh = host.spawn(100, "bash", "/usr/bin/bash")[0]
+    assert host.connect(sh, "127.0.0.1", 8080) == []
+    assert set(_reverse_shell(host, "sh")) == {"Shell standard streams redirected to network"}
+    assert host.connect(host.spawn(100, "sh", "/bin/sh")[0], "203.0.113.9", 4444, fd=9) == [
+        "Outbound connection from a shell or network tool"]
+
+
 def test_failed_syscalls_do_not_fire(host):
     assert host.spawn(200, "sh", "/bin/sh", res=-2)[1] == []  # execve failed (ENOENT)
     py = host.spawn(100, "python3", "/usr/bin/python3")[0]
     assert host.open(py, "/etc/shadow", "O_RDONLY", fd=-13) == []  # EACCES
-    assert host.connect(py, "93.184.216.34", 443, res=-111) == []  # ECONNREFUSED
+    sh = host.spawn(100, "sh", "/bin/sh")[0]
+    assert host.connect(sh, "203.0.113.9", 4444, res=-111) == []  # ECONNREFUSED
 
 
 # --- k8s_audit --------------------------------------------------------------------------------
@@ -412,7 +421,5 @@ def test_conformance_captures(ruleset):
     for path in sorted([*traces.glob("*.scap"), *traces.glob("libs/*.scap"), *traces.glob("k8s_audit/*.json")]):
         seen[path.name] = {m.rule.name for e in read_trace(str(path)) for m in ruleset.process(e)}
     assert len(seen) >= 30
-    # curl fetching google.com is an unexpected outbound connection; the other captures are benign.
-    expected = dict.fromkeys(seen, set()) | K8S_TRACES | {"curl_google.scap": {
-        "Outbound connection by unexpected program"}}
+    expected = dict.fromkeys(seen, set()) | K8S_TRACES  # the syscall captures are benign (curl, cat, ...)
     assert seen == expected

@@ -118,10 +118,6 @@ class Match:
 _NO_MATCH: list = []  # the shared empty result (callers only read it)
 
 
-def _reraise(e: BaseException) -> Any:
-    raise e
-
-
 class SelectionError(ValueError):
     """Rule selection options that Falco refuses (e.g. -t together with -D/-T)."""
 
@@ -218,9 +214,8 @@ class Ruleset:
         skip = self._ignored if source == "syscall" else frozenset()
         items = [(r, r.compiled.filter, rule_event_codes(r.compiled.filter.tree, source) - skip) for r in rules]
         ev = build_evaluator(source, items, self.rule_matching)
-        ev.namespace["_on_error"] = _reraise  # callers count failed events (the workers' eval_error)
         self._evaluators[source] = ev
-        self._evaluate[source] = ev.evaluate
+        self._tables[source] = ev.table  # event code -> generated function (exceptions propagate)
         return ev
 
     def prepare(self, sources: Iterable[str] | None = None) -> Ruleset:
@@ -233,7 +228,7 @@ class Ruleset:
 
     def _invalidate(self) -> None:
         self._evaluators: dict[str, Any] = {}
-        self._evaluate: dict[str, Any] = {}
+        self._tables: dict[str, dict[int, Any]] = {}
 
     def evaluator(self, source: str) -> Any:
         """The compiled evaluator of a source (`.source_code` shows the generated Python)."""
@@ -241,10 +236,15 @@ class Ruleset:
         return ev if ev is not None else self._build_source(source)
 
     def process(self, evt: Any) -> list[Match]:
-        """The matches of one event, in rule order (at most one under `rule_matching: first`)."""
-        fn = self._evaluate.get(evt.source)
+        """The matches of one event, in rule order (at most one under `rule_matching: first`).
+        The hot path: two dict lookups (source, event code) and the code's generated function;
+        an exception from a broken event propagates for the caller to count."""
+        table = self._tables.get(evt.source)
+        if table is None:
+            table = self._build_source(evt.source).table
+        fn = table.get(evt.code)
         if fn is None:
-            fn = self._build_source(evt.source).evaluate
+            return _NO_MATCH
         hits = fn(evt)
         if not hits:
             return _NO_MATCH

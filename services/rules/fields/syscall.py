@@ -307,17 +307,30 @@ _OPEN_NAMES = frozenset({"open", "openat", "openat2", "creat", "open_by_handle_a
 _FF = dict(et.flags_table("file_flags"))
 
 
+def _open_flags_index() -> dict[int, int | None]:
+    """Exit codes of the open family -> index of their `flags` parameter (None: no such param)."""
+    out: dict[int, int | None] = {}
+    for ev in et.EVENTS:
+        if ev.name in _OPEN_NAMES and ev.code & 1:
+            out[ev.code] = ev.param_index.get("flags")
+    return out
+
+
+_OPEN_FLAGS_INDEX = _open_flags_index()
+_CREAT_CODES = frozenset(ev.code for ev in et.EVENTS if ev.name == "creat")
+_NOT_OPEN = -1
+
+
 def _open_flags(e: Event) -> int | None:
-    info = et.info(e.code)
-    if info is None or info.name not in _OPEN_NAMES or e.code & 1 == 0:
+    i = _OPEN_FLAGS_INDEX.get(e.code, _NOT_OPEN)  # once per event code, not et.info() per event
+    if i == _NOT_OPEN:
         return None
-    i = info.param_index.get("flags")
     v = None
     if i is not None and i < len(e.params):
         v = e.params[i]
     if v is None and e.fd is not None and e.fd.flags:
         v = e.fd.flags
-    if v is None and info.name == "creat":
+    if v is None and e.code in _CREAT_CODES:
         return _FF["O_CREAT"] | _FF["O_WRONLY"] | _FF["O_TRUNC"]
     return v if isinstance(v, int) else None
 
