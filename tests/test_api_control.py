@@ -351,7 +351,9 @@ async def test_k8s_audit_event_sent_through_inputs_raises_the_alert_on_sub(nats_
         s = Sub(ch, outputs_pb2.request(sources=["k8s_audit"]))
         await wait_for(subscribed(api, 1), what="subscriber")
         acks = [a async for a in inputs_pb2_grpc.serviceStub(ch).send(
-            iter([inputs_pb2.event(id="e1", source="k8s_audit", json=json.dumps(AUDIT))]))]
+            # exec is a streaming request: the API server audits it when the response starts
+            iter([inputs_pb2.event(id="e1", source="k8s_audit",
+                                   json=json.dumps(dict(AUDIT, stage="ResponseStarted")))]))]
         assert acks[0].accepted, acks[0].error
         (alert,) = await s.read(1, timeout=30)
         assert alert.rule == "K8s exec or attach into pod" and alert.source == "k8s_audit"
