@@ -178,6 +178,13 @@ class Bus:
             await psub.unsubscribe()
         return out
 
+    async def status_all(self, wait: float = 0.5) -> list[dict[str, Any]]:
+        """The answers of every rules worker to `tiercel.ctl.status.get`."""
+        from tiercel.cli.ctl import gather
+
+        raw = await gather(self.nc, bus.control_subject("status", "get"), bus.encode_request("get"), wait)
+        return [r for r in (json.loads(x) for x in raw) if r.get("service") == "rules"]
+
     async def request(self, area: str, op: str, timeout: float = 30.0, **args: Any) -> dict[str, Any]:
         msg = await self.nc.request(bus.control_subject(area, op), bus.encode_request(op, **args), timeout=timeout)
         return bus.decode_reply(msg.data)

@@ -21,6 +21,11 @@ RULES = """
   output: "cat opened %fd.name (proc=%proc.name)"
   priority: WARNING
   tags: [test, filesystem]
+- rule: Shadow read
+  desc: test rule, notice, after the more specific one
+  condition: evt.type = openat and fd.name = /etc/shadow
+  output: "%proc.name opened %fd.name"
+  priority: NOTICE
 - rule: Sudoers read
   desc: test rule, critical
   condition: evt.type = openat and fd.name = /etc/sudoers
@@ -110,7 +115,7 @@ async def test_every_alert_exactly_once_even_when_a_worker_is_killed(nats_broker
         assert a["id"].startswith(f"{HOST}:{a['seq']}:") and "cat opened /etc/shadow (proc=cat)" in a["output"]
 
 
-async def test_config_priority_stops_lower_alerts_on_every_worker(nats_broker, system):
+async def test_live_config_priority_rule_matching_rate_limit_on_every_worker(nats_broker, system):
     system.start(0)
     system.start(1)
     async with Bus(nats_broker.url) as b:
@@ -124,8 +129,24 @@ async def test_config_priority_stops_lower_alerts_on_every_worker(nats_broker, s
                       "the critical alerts")
         await asyncio.sleep(0.2)
         assert not [a for a in b.core_alerts[before:] if a["rule"] == "Shadow read by cat"]
+        # rule_matching: all (live): an event matching two rules alerts twice.
+        assert (await b.request("config", "unset", key="priority"))["ok"]
+        assert (await b.request("config", "set", key="rule_matching", value="all"))["ok"]
+        before = len(b.core_alerts)
+        await b.publish([open_event(50, "cat", "/etc/shadow")])
+        both = await b.until(lambda: sorted(a["rule"] for a in b.core_alerts[before:]) if
+                             len(b.core_alerts) - before >= 2 else None, 5, "two alerts for one event")
+        assert both == ["Shadow read", "Shadow read by cat"]
+        # Matches by rule in each worker's Prometheus endpoint (Falco's metric name).
+        import urllib.request
+
+        ports = [st["metrics_port"] for st in await b.status_all()]
+        text = "".join([await asyncio.to_thread(lambda p=p: urllib.request.urlopen(
+            f"http://127.0.0.1:{p}/metrics").read().decode()) for p in ports])
+        assert 'falcosecurity_falco_rules_matches_total{priority="Critical",rule_name="Sudoers read",' \
+               'source="syscall"}' in text
         # Output rate limiting: a bucket of 3 shared by 2 workers, refilled at 0.01/s.
-        for key, value in (("priority", "debug"), ("outputs.rate", 0.01), ("outputs.max_burst", 3)):
+        for key, value in (("rule_matching", "first"), ("outputs.rate", 0.01), ("outputs.max_burst", 3)):
             assert (await b.request("config", "set", key=key, value=value))["ok"]
         before = len(b.core_alerts)
         for k in range(10):
