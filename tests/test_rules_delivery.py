@@ -141,10 +141,14 @@ async def test_live_config_priority_rule_matching_rate_limit_on_every_worker(nat
         import urllib.request
 
         ports = [st["metrics_port"] for st in await b.status_all()]
-        text = "".join([await asyncio.to_thread(lambda p=p: urllib.request.urlopen(
-            f"http://127.0.0.1:{p}/metrics").read().decode()) for p in ports])
-        assert 'falcosecurity_falco_rules_matches_total{priority="Critical",rule_name="Sudoers read",' \
-               'source="syscall"}' in text
+        want = 'falcosecurity_falco_rules_matches_total{priority="Critical",rule_name="Sudoers read",source="syscall"}'
+        for _ in range(30):  # the counters are fed once per second
+            text = "".join([await asyncio.to_thread(lambda p=p: urllib.request.urlopen(
+                f"http://127.0.0.1:{p}/metrics").read().decode()) for p in ports])
+            if want in text:
+                break
+            await asyncio.sleep(0.1)
+        assert want in text
         # Output rate limiting: a bucket of 3 shared by 2 workers, refilled at 0.01/s.
         for key, value in (("rule_matching", "first"), ("outputs.rate", 0.01), ("outputs.max_burst", 3)):
             assert (await b.request("config", "set", key=key, value=value))["ok"]
