@@ -23,13 +23,14 @@ class Loader:
                  engine_version: tuple[int, int, int] | None = None):
         from tiercel import ENGINE_VERSION
         from tiercel.rules.loader.collector import Collector
-        from tiercel.rules.loader.compiler import field_ok
+        from tiercel.rules.loader.compiler import CompileCache, field_ok
 
         self.sources = set(sources)
         self.engine_version = engine_version or ENGINE_VERSION
         self.collector = Collector(self.sources, field_ok)
         self.compiled = None  # tiercel.rules.loader.compiler.Compiled of the last good load
         self.results: list[LoadResult] = []
+        self.cache = CompileCache()  # shared by the files of this load sequence
         self.contents: dict[str, str] = {}
 
     def load(self, name: str, content: str | bytes) -> LoadResult:
@@ -60,7 +61,7 @@ class Loader:
         work.res = res
         try:
             Reader(name, content, work, res, self.engine_version).read()
-            compiled = compile_all(work, res)
+            compiled = compile_all(work, res, self.cache)
         except LoadError as e:
             res.errors.append(e.problem)
         except RecursionError:

@@ -145,8 +145,41 @@ def _expr_ctx(parent: Context | None, text: str, err: Any) -> Context:
     return parent.expression(text, p.offset, p.line, p.col)
 
 
-def compile_all(col: Collector, res: LoadResult) -> Compiled:
+class CompileCache:
+    """What a load sequence compiled already, for the next files of the same sequence: Falco
+    recompiles everything collected after each file, and most of it is unchanged. Keys are the
+    inputs themselves (condition text; the expanded tree with that text; output and source), so a
+    hit is exactly what compiling again would give. Failures are never cached."""
+
+    def __init__(self) -> None:
+        self.parsed: dict[str, Any] = {}
+        self.checked: dict[tuple, Any] = {}
+        self.outputs: dict[tuple[str, str], Any] = {}
+
+    def parse(self, C: Any, text: str) -> Any:
+        tree = self.parsed.get(text)
+        if tree is None:
+            tree = self.parsed[text] = C.parse(text)
+        return tree
+
+    def check(self, C: Any, tree: Any, source: str, text: str) -> Any:
+        key = (source, text, tree)
+        checked = self.checked.get(key)
+        if checked is None:
+            checked = self.checked[key] = _stage(C, "check_condition")(tree, source)
+        return checked
+
+    def output(self, C: Any, output: str, source: str) -> Any:
+        fmt = self.outputs.get((output, source))
+        if fmt is None:
+            fmt = self.outputs[(output, source)] = _stage(C, "compile_output")(output, source)
+        return fmt
+
+
+def compile_all(col: Collector, res: LoadResult, cache: CompileCache | None = None) -> Compiled:
     from tiercel.rules import condition as C
+
+    cache = cache if cache is not None else CompileCache()
 
     lists = compile_lists(col)
     list_used: set[str] = set()
@@ -162,7 +195,7 @@ def compile_all(col: Collector, res: LoadResult) -> Compiled:
         m.used = False
         text = substitute(m.cond)
         try:
-            parsed[m.name] = C.parse(text)
+            parsed[m.name] = cache.parse(C, text)
         except C.ParseError as e:
             raise LoadError("LOAD_ERR_COMPILE_CONDITION", e.message, _expr_ctx(m.cond_ctx, text, e)) from None
     macro_used: set[str] = set()
@@ -181,7 +214,7 @@ def compile_all(col: Collector, res: LoadResult) -> Compiled:
     for r in col.rules.values():
         if r.unknown_source:
             continue
-        cr = _compile_rule(C, r, resolved, substitute, macro_used, res)
+        cr = _compile_rule(C, r, resolved, substitute, macro_used, res, cache)
         if cr is not None:
             rules.append(cr)
 
@@ -196,7 +229,7 @@ def compile_all(col: Collector, res: LoadResult) -> Compiled:
 
 
 def _compile_rule(C: Any, r: RuleInfo, macros: dict[str, Any], substitute, macro_used: set[str],
-                  res: LoadResult) -> CompiledRule | None:
+                  res: LoadResult, cache: CompileCache) -> CompiledRule | None:
     exception_fields: set[str] = set()
     cond = r.cond
     if r.exceptions:
@@ -208,7 +241,7 @@ def _compile_rule(C: Any, r: RuleInfo, macros: dict[str, Any], substitute, macro
                  "in the future.", r.ctx)
         output = output.replace(CONTAINER_INFO, "")
     try:
-        fmt = _stage(C, "compile_output")(output, r.source)
+        fmt = cache.output(C, output, r.source)
     except C.ConditionError as e:
         if e.is_unknown and r.skip_if_unknown_filter:
             res.warn(R.LOAD_UNKNOWN_FILTER, e.message, r.output_ctx or r.ctx)
@@ -220,7 +253,7 @@ def _compile_rule(C: Any, r: RuleInfo, macros: dict[str, Any], substitute, macro
 
     text = substitute(cond)
     try:
-        ast = C.parse(text)
+        ast = cache.parse(C, text)
     except C.ParseError as e:
         raise LoadError("LOAD_ERR_COMPILE_CONDITION", e.message, _expr_ctx(r.cond_ctx, text, e)) from None
     try:
@@ -229,7 +262,7 @@ def _compile_rule(C: Any, r: RuleInfo, macros: dict[str, Any], substitute, macro
         raise LoadError("LOAD_ERR_VALIDATE", e.message, _expr_ctx(r.cond_ctx, text, e)) from None
     macro_used.update(used)
     try:
-        checked = _stage(C, "check_condition")(ast, r.source)
+        checked = cache.check(C, ast, r.source, text)
     except C.ConditionError as e:
         if e.is_unknown and r.skip_if_unknown_filter:
             res.warn(R.LOAD_UNKNOWN_FILTER, e.message, r.cond_ctx or r.ctx)
