@@ -13,8 +13,8 @@ Figures:
 - **reference**: the raw nats-py hop on the same server, same batches: core publish → subscriber
   (events/s through one subscriber process; latency of the paced stream).
 
-The workload is Tiercel's default ruleset over the rules benchmark's syscall mix, with 1% of the
-events made to match a rule (a sensitive file read by an untrusted program). On this 2-core machine
+The workload is Tiercel's default ruleset over the rules benchmark's event mix (a busy server run
+through the state engine; now and then a web server starts a shell that reads /etc/shadow). On this 2-core machine
 the publisher, nats-server and the workers share the cores: with 2 workers there is no idle core
 left for the broker, which bounds the scaling figure (see the report's `extra`).
 """
@@ -33,7 +33,6 @@ from typing import Any
 from tiercel.common.benchmark import BenchContext, Result, register
 
 BATCH = 256
-MATCH_EVERY = 100
 LATENCY_RATE = 10_000.0
 TARGET_SCALING = 1.8
 TARGET_P99_MS = 50.0
@@ -41,19 +40,18 @@ HOST = "bench-host"
 
 
 def workload(n_events: int) -> tuple[list[Any], int]:
-    """The rules benchmark's syscall mix with every MATCH_EVERY-th event made to alert; the
-    events and how many of them alert."""
-    from tiercel.common.event import FdInfo
+    """The rules benchmark's event mix (a busy server through the real state engine, with now and
+    then a web server starting a shell that reads /etc/shadow); the events and how many alerts the
+    default ruleset raises on them."""
+    from tiercel.common.config import Config
     from tiercel.rules.bench import event_mix
+    from tiercel.rules.compiled import EngineAdapter
+    from tiercel.rules.service import seed_files
 
     events = event_mix(n_events)
-    untrusted = next(e.thread for e in events if e.thread is not None and e.thread.comm == "python3")
-    matching = 0
-    for i, evt in enumerate(events):
-        if i % MATCH_EVERY == MATCH_EVERY - 1:
-            _make_match(evt, untrusted, FdInfo)
-            matching += 1
-    return events, matching
+    cfg = Config()
+    rs = EngineAdapter(cfg, HOST).build(seed_files(cfg), []).ruleset
+    return events, sum(len(rs.process(e)) for e in events)
 
 
 def batches(events: list[Any], size: int) -> list[list[bytes]]:
@@ -62,19 +60,6 @@ def batches(events: list[Any], size: int) -> list[list[bytes]]:
     from tiercel.common.wire import encode_events
 
     return [encode_events(events[i:i + size]) for i in range(0, len(events), size)]
-
-
-def _make_match(evt: Any, thread: Any, FdInfo: Any) -> None:
-    """Turn an event into `openat /etc/shadow` for reading by an untrusted program (the default
-    ruleset's `Sensitive file read by untrusted program`)."""
-    from tiercel.rules.bench import _code
-
-    evt.code = _code("openat")
-    evt.thread, evt.tid = thread, thread.tid
-    evt.fd = FdInfo(7, "file", "/etc/shadow", nameraw="/etc/shadow", flags=1)
-    evt.fdnum = 7
-    evt.fdrel = True
-    evt.params = [7, -100, "/etc/shadow", 1, 0, 0, 0]
 
 
 class Workers:
