@@ -78,3 +78,19 @@ def test_default_ruleset_on_the_benchmark_mix_and_captures():
     if (CONFORMANCE / "traces").is_dir():
         _compare(rs, _capture_events("k8s_audit/*.json"))
         _compare(rs, _capture_events("libs/*.scap"))
+
+
+def test_bench_rules_runs_and_reports_every_figure(tmp_path):
+    """`tiercel bench rules` as a smoke run (tiny size): every figure is there and sane; the mix
+    raises alerts (the match path is measured too). Speed itself is the benchmark's, not a test's."""
+    from tiercel.common.benchmark import BenchContext
+    from tiercel.rules.bench import bench
+
+    results = {r.name: r for r in bench(BenchContext(runs=1, warmup=0, size="tiny", workdir=str(tmp_path),
+                                                     log=lambda s: None))}
+    assert "compile default" in results and "process default" in results and "peak RSS" in results
+    assert all(v > 0 for r in results.values() for v in r.values)
+    assert results["process default"].extra["events_matched"] > 0
+    if UPSTREAM.is_dir():
+        assert results["process upstream falco_rules.yaml"].extra["events_matched"] > 0
+        assert results["compile upstream falco_rules.yaml"].extra["rules"] == 25
