@@ -183,3 +183,16 @@ async def test_cli_against_a_running_system(nats_broker, system, tmp_path):
         text = await asyncio.to_thread(lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics").read().decode())
         assert f"tiercel_rules_ruleset_revision {float(st['revision'])}" in text
         assert "tiercel_rules_events_total" in text and "tiercel_rules_drops_total" in text
+
+
+def test_a_worker_refuses_to_seed_invalid_or_missing_rules_files(nats_broker, tmp_path):
+    from tests.conftest import tiercel
+
+    broken = tmp_path / "broken.yaml"
+    broken.write_text(BROKEN)
+    env = {"TIERCEL_NATS_URL": nats_broker.url}
+    p = tiercel("rules", "serve", "-o", "metrics.enabled=false", "-o", f"rules_files={broken}", env=env, timeout=60)
+    assert p.returncode == 1 and "LOAD_ERR_COMPILE_CONDITION" in p.stderr and "Traceback" not in p.stderr
+    p = tiercel("rules", "serve", "-o", "metrics.enabled=false", "-o", f"rules_files={tmp_path}/none.yaml", env=env,
+                timeout=60)
+    assert p.returncode == 1 and "cannot read rules file" in p.stderr and "Traceback" not in p.stderr

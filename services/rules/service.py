@@ -127,7 +127,10 @@ class RulesService:
         rev, man = await store.manifest()
         if man is not None:
             return
-        files = seed_files(self.base_cfg)
+        try:
+            files = seed_files(self.base_cfg)
+        except StoreError as e:
+            raise runtime.ServiceError(f"cannot seed the rules store: {e}") from None
         build = await asyncio.to_thread(self.adapter.build, files, [], ready=False)
         if not build.ok:
             raise runtime.ServiceError("the rules files to seed the rules store with are invalid:\n"
