@@ -13,7 +13,7 @@ its index; `encode_event` makes a self-contained item. Layouts: docs/bus.md, "Ev
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgpack
@@ -194,6 +194,16 @@ class Decoder:
         self._snaps.append(t)
         return t
 
+    def skip(self, a: Any) -> None:
+        """An unpacked item the caller does not need: only the thread snapshots it defines are
+        kept, since later items of the batch may refer to them."""
+        if not isinstance(a, (list, tuple)) or len(a) != 16:
+            raise BadEvent("event item must be a 16-element array")
+        try:
+            self._thread(a[7])
+        except (TypeError, ValueError) as e:
+            raise BadEvent(f"malformed event item: {e}") from None
+
     def decode(self, item: Any) -> Event:
         if isinstance(item, (bytes, bytearray, memoryview)):
             try:
@@ -239,10 +249,11 @@ class Decoder:
         return ev
 
 
-def decode_events(batch: Any) -> tuple[list[Event], int]:
+def decode_events(batch: Any, wanted: Callable[[str, int], bool] | None = None) -> tuple[list[Event], int]:
     """The events of a batch (a bus `EventBatch`, or a list of wire items) and how many items
     could not be decoded (counted, skipped). From an EventBatch, events get its host, source and
-    their sequence numbers."""
+    their sequence numbers. `wanted(source, code)`: events it refuses are left out without being
+    built (a rules worker asks for the event codes its rules can match)."""
     items = getattr(batch, "events", batch)
     host = getattr(batch, "host", None)
     seq = getattr(batch, "seq", None)
@@ -251,6 +262,16 @@ def decode_events(batch: Any) -> tuple[list[Event], int]:
     bad = 0
     for i, item in enumerate(items):
         try:
+            if wanted is not None:
+                if isinstance(item, (bytes, bytearray, memoryview)):
+                    try:
+                        item = _unpack(item)
+                    except Exception as e:  # msgpack raises several unrelated types
+                        raise BadEvent(f"event item is not msgpack: {e}") from None
+                if isinstance(item, (list, tuple)) and len(item) == 16 and type(item[5]) is int \
+                        and not wanted(item[14] or SYSCALL, item[5]):
+                    dec.skip(item)
+                    continue
             ev = dec.decode(item)
         except BadEvent:
             bad += 1
@@ -260,3 +281,7 @@ def decode_events(batch: Any) -> tuple[list[Event], int]:
             ev.seq = seq + i
         out.append(ev)
     return out, bad
+
+
+def _unpack(item: bytes) -> Any:
+    return msgpack.unpackb(item, raw=False, use_list=False, strict_map_key=False, unicode_errors="surrogateescape")

@@ -73,10 +73,22 @@ def selected_names(ruleset: Any, sel: Selection) -> list[str]:
 
 
 def prepare(ruleset: Any) -> Any:
-    """Build the event dispatch now, so the first event after a swap does not pay for it."""
-    if hasattr(ruleset, "prepare"):
-        ruleset.prepare()
-    return ruleset
+    """Build the evaluators now, so the first event after a swap does not pay for code generation."""
+    return ruleset.prepare()
+
+
+def wanted_codes(ruleset: Any) -> Any:
+    """`wanted(source, code)`: whether any enabled rule of the ruleset is indexed under the code
+    (exactly the events `Ruleset.process` would evaluate)."""
+    tables: dict[str, Any] = {}
+
+    def wanted(source: str, code: int) -> bool:
+        t = tables.get(source)
+        if t is None:
+            t = tables[source] = ruleset.evaluator(source).table
+        return code in t
+
+    return wanted
 
 
 class EngineAdapter:
@@ -126,11 +138,13 @@ class EngineAdapter:
 
     # --- the hot path ------------------------------------------------------------------------
     @staticmethod
-    def decode_events(batch: Any) -> tuple[list[Any], int]:
-        """The batch's events as `Event`s with host and seq set; and how many could not be decoded."""
+    def decode_events(batch: Any, ruleset: Any) -> tuple[list[Any], int]:
+        """The batch's events that the ruleset can match, as `Event`s with host and seq set; and
+        how many items could not be decoded. Events of codes no rule looks at (on the default
+        ruleset, two thirds of a busy server's) are never built."""
         from tiercel.common.wire import decode_events
 
-        return decode_events(batch)
+        return decode_events(batch, wanted_codes(ruleset))
 
     @staticmethod
     def evaluate(ruleset: Any, evt: Any) -> list[Any]:

@@ -125,7 +125,7 @@ class Pipeline:
             return out
         engine = self.engine
         try:
-            events, bad = engine.decode_events(batch)
+            events, bad = engine.decode_events(batch, ruleset)
         except Exception as e:  # the event model must not take the worker down either
             log.debug("decoding the events of a batch from %s failed: %s", batch.host, e)
             events, bad = [], out.n_events
