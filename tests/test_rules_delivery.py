@@ -197,3 +197,28 @@ async def test_a_lost_batch_is_a_seq_gap_drop_of_the_bus_stage(nats_broker, syst
         assert reps[0].host == HOST and reps[0].drops == {"seq_gap": 30}
         await asyncio.sleep(1.5)
         assert sum(r.drops.get("seq_gap", 0) for r in b.drops if r.stage == "bus") == 30  # counted once
+
+
+async def test_tiercel_alerts_tails_nats_with_subject_filters(nats_broker, system):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    system.start(0)
+    async with Bus(nats_broker.url) as b:
+        await b.ready(1)
+        p = subprocess.Popen([sys.executable, "-m", "tiercel", "alerts", "--json", "-n", "2", "-p", "warning",
+                              "--rule", "Shadow read by cat"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=dict(os.environ, TIERCEL_NATS_URL=nats_broker.url))
+        try:
+            line = await asyncio.to_thread(p.stderr.readline)
+            assert "tiercel.alerts.emergency.*.shadow_read_by_cat" in line and ".debug." not in line
+            for k in range(2):
+                await b.publish([open_event(k, "vi", "/etc/sudoers"), open_event(k, "cat", "/etc/shadow")])
+            out, _ = await asyncio.to_thread(p.communicate, timeout=20)
+        finally:
+            if p.poll() is None:
+                p.kill()
+        alerts = [json.loads(x) for x in out.splitlines()]
+        assert [a["rule"] for a in alerts] == ["Shadow read by cat"] * 2 and p.returncode == 0
