@@ -105,8 +105,27 @@ def field_text(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+def _valid_text(v: Any) -> Any:
+    """Strings with the undecodable bytes of their source (lone surrogates, e.g. a file name that
+    is not UTF-8) as U+FFFD: protobuf strings must be UTF-8."""
+    if isinstance(v, str):
+        return v.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    if isinstance(v, list):
+        return [_valid_text(x) for x in v]
+    if isinstance(v, dict):
+        return {_valid_text(k): _valid_text(x) for k, x in v.items()}
+    return v
+
+
 def to_response(alert: dict[str, Any]) -> outputs_pb2.response:
     """Falco's JSON alert (with Tiercel's `id` and `seq`) as a `falco.outputs.response`."""
+    try:
+        return _to_response(alert)
+    except UnicodeEncodeError:
+        return _to_response(_valid_text(alert))
+
+
+def _to_response(alert: dict[str, Any]) -> outputs_pb2.response:
     sec, nanos = parse_time(str(alert.get("time", "")))
     source = alert.get("source") or "syscall"
     if not isinstance(source, str):

@@ -28,6 +28,7 @@ from tiercel.api import rpc
 from tiercel.api.security import Authorizer, Identity
 from tiercel.common import bus
 from tiercel.common.event import K8S_AUDIT, SYSCALL, Event, FdInfo, ThreadInfo
+from tiercel.common.wire import BadEvent
 from tiercel.pb.falco import inputs_pb2
 
 log = logging.getLogger("tiercel.api")
@@ -141,7 +142,7 @@ def json_events(source: str, text: str, ts: int, max_event: int) -> list[Event]:
         raise Rejected(f"{source}: event of {len(data)} bytes is larger than {max_event}")
     try:
         obj = json.loads(text)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:  # RecursionError: nested deeper than json's limit
         raise Rejected(f"{source}: not JSON: {e}") from None
     if not isinstance(obj, dict):
         raise Rejected(f"{source}: a generic JSON event must be an object")
@@ -244,6 +245,10 @@ class InputsService:
                 continue
             try:
                 seq = await self.publish(c)
+            except BadEvent as e:  # the event model cannot carry it (e.g. JSON nested too deep)
+                self.rejected += 1
+                await context.write(inputs_pb2.ack(id=msg.id, accepted=False, error=str(e)))
+                continue
             except Exception as e:  # timeout, stream full, NATS gone: the client may retry this one
                 self.rejected += 1
                 log.warning("inputs: publishing to the events stream failed: %s", e)

@@ -55,6 +55,11 @@ def __getattr__(name: str) -> typer.Typer:
 
 
 def main() -> None:
+    # Text from events keeps the bytes that are not UTF-8 (file names, command lines) as lone
+    # surrogates; write them back as those bytes, as Falco and sysdig print them, never fail on them.
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="surrogateescape")
     try:
         build_app(sys.argv)()
     except KeyboardInterrupt:

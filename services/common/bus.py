@@ -252,7 +252,7 @@ class EventBatch:
 def _json_loads(data: bytes, what: str) -> dict[str, Any]:
     try:
         obj = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, RecursionError) as e:  # RecursionError: nested deeper than json's limit
         raise BadEnvelope("not_json", f"{what} is not JSON: {e}") from None
     if not isinstance(obj, dict):
         raise BadEnvelope("shape", f"{what} must be a JSON object")
@@ -260,7 +260,14 @@ def _json_loads(data: bytes, what: str) -> dict[str, Any]:
 
 
 def encode_json(obj: dict[str, Any]) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, sort_keys=True).encode()
+    """Compact UTF-8 JSON. Text holding undecodable bytes (kept as lone surrogates by the wire
+    form's `surrogateescape`, e.g. a file name that is not UTF-8) is written with `\\udcXX` escapes,
+    so the message stays valid JSON and loses nothing."""
+    text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False, sort_keys=True)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return json.dumps(obj, separators=(",", ":"), ensure_ascii=True, sort_keys=True).encode()
 
 
 # Keys of Falco's JSON alert, plus Tiercel's additions (id, seq). Falco sorts keys; so do we.

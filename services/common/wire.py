@@ -115,7 +115,40 @@ class Encoder:
         item = [WIRE_VERSION, ev.num, ev.ts, ev.tid, ev.cpu, code, ev.params, th,
                 _fd_snapshot(f) if f is not None else None, ev.fdnum, flags, ev.latency, extra or None,
                 refs, ev.source, ev.payload]
+        try:
+            return _pack(item)
+        except (OverflowError, ValueError):
+            return _pack_carryable(item)
+
+
+def _carryable(v: Any) -> Any:
+    """A value msgpack can carry: integers beyond 64 bits become floats, as Falco's JSON reader
+    (nlohmann::json) keeps them; beyond a double's range, their decimal text."""
+    t = type(v)
+    if t is int:
+        if -(1 << 63) <= v < 1 << 64:
+            return v
+        try:
+            return float(v)
+        except OverflowError:
+            return str(v)
+    if t is list or t is tuple:
+        return [_carryable(x) for x in v]
+    if t is dict:
+        return {_carryable(k): _carryable(x) for k, x in v.items()}
+    return v
+
+
+def _pack_carryable(item: list) -> bytes:
+    """Second try for an event whose parameters or payload (parsed JSON from outside: k8s audit,
+    generic JSON inputs) hold what msgpack refuses. Raises BadEvent when it still cannot travel
+    (nested deeper than msgpack's limit of 1024 levels)."""
+    try:
+        item[6] = _carryable(item[6])
+        item[15] = _carryable(item[15])
         return _pack(item)
+    except (OverflowError, ValueError, TypeError, RecursionError) as e:
+        raise BadEvent(f"event cannot be encoded for the bus: {e or type(e).__name__}") from None
 
 
 def _referenced_fds(ev: Event, t: ThreadInfo, fdp: tuple, fdl: tuple) -> list | None:
@@ -168,9 +201,11 @@ class Decoder:
     def __init__(self) -> None:
         self._snaps: list[ThreadInfo] = []
 
-    def _thread(self, v: Any) -> ThreadInfo | None:
+    def _thread(self, v: Any, depth: int = 0) -> ThreadInfo | None:
         if v is None:
             return None
+        if depth > 2 * MAX_DEPTH + 2:  # encoders cut the chain at MAX_DEPTH (parent and main links)
+            raise BadEvent("thread snapshots nested deeper than any encoder writes them")
         if type(v) is int:
             try:
                 return self._snaps[v]
@@ -178,8 +213,8 @@ class Decoder:
                 raise BadEvent(f"thread snapshot {v} is not defined in this batch") from None
         if not isinstance(v, (list, tuple)) or len(v) != _NTH + 3:
             raise BadEvent("malformed thread snapshot")
-        parent = self._thread(v[_NTH])
-        main = self._thread(v[_NTH + 1])
+        parent = self._thread(v[_NTH], depth + 1)
+        main = self._thread(v[_NTH + 1], depth + 1)
         t = ThreadInfo.__new__(ThreadInfo)
         for name, x in zip(_TH_ATTRS, v, strict=False):
             setattr(t, name, x)
@@ -222,7 +257,10 @@ class Decoder:
             raise BadEvent("event num, ts, tid and code must be integers")
         if not isinstance(params, (list, tuple)):
             raise BadEvent("event params must be an array")
-        ev = Event(num, ts, tid, code, list(params), source=a[14] or SYSCALL, payload=a[15],
+        source = a[14]
+        if source is not None and type(source) is not str:
+            raise BadEvent("event source must be a string")
+        ev = Event(num, ts, tid, code, list(params), source=source or SYSCALL, payload=a[15],
                    cpu=cpu if type(cpu) is int else -1)
         try:
             ev.thread = self._thread(a[7])
@@ -237,14 +275,14 @@ class Decoder:
                     fds[x.num] = x
                 extra = extra or {}
                 extra["fds"] = fds
+            flags = a[10]
+            ev.fdrel = bool(flags & 1)
+            ev.fd_name_changed = bool(flags & 2)
+            ev.dump_flags = flags >> 8
         except (TypeError, ValueError) as e:
             raise BadEvent(f"malformed event item: {e}") from None
         ev.extra = extra
         ev.fdnum = a[9]
-        flags = a[10]
-        ev.fdrel = bool(flags & 1)
-        ev.fd_name_changed = bool(flags & 2)
-        ev.dump_flags = flags >> 8
         ev.latency = a[11]
         return ev
 

@@ -22,7 +22,7 @@ from typing import Any
 
 from tiercel.common import eventtable as et
 from tiercel.common.event import K8S_AUDIT, Event
-from tiercel.common.wire import encode_events
+from tiercel.common.wire import BadEvent, Encoder
 from tiercel.ingest.drops import StageCounters
 from tiercel.ingest.publisher import Publisher, SeqStore
 from tiercel.ingest.queue import EventQueue
@@ -99,9 +99,10 @@ def parse_time(text: Any) -> int:
         frac_ns = int((digits + "000000000")[:9]) if digits else 0
         s = head + tz
     try:
-        return int(datetime.fromisoformat(s).timestamp()) * 1_000_000_000 + frac_ns
-    except ValueError:
+        ns = int(datetime.fromisoformat(s).timestamp()) * 1_000_000_000 + frac_ns
+    except (ValueError, OverflowError, OSError):
         return 0
+    return ns if 0 <= ns < 1 << 64 else 0  # event times are unsigned 64-bit ns (up to year 2554)
 
 
 def split_events(body: bytes, max_event: int) -> tuple[list[tuple[dict, bytes]], dict[str, int]]:
@@ -122,7 +123,7 @@ def split_events(body: bytes, max_event: int) -> tuple[list[tuple[dict, bytes]],
             break
         try:
             v, i = dec.raw_decode(text, i)
-        except ValueError as e:
+        except (ValueError, RecursionError) as e:  # RecursionError: nested deeper than json's limit
             if not values:
                 raise BadRequest(400, "k8s_bad_json", f"invalid JSON: {e}") from None
             return _events_of(values, max_event, extra_bad=1)
@@ -138,10 +139,13 @@ def _events_of(values: list[Any], max_event: int, extra_bad: int = 0) -> tuple[l
     if extra_bad:
         bad["k8s_bad_json"] = extra_bad
 
-    def add(obj: Any) -> None:
+    def add(obj: Any, depth: int = 0) -> None:
         if isinstance(obj, list):
+            if depth >= 2:  # an array of Events or EventLists; arrays of arrays are not audit data
+                bad["k8s_bad_event"] = bad.get("k8s_bad_event", 0) + 1
+                return
             for x in obj:
-                add(x)
+                add(x, depth + 1)
             return
         if not isinstance(obj, dict):
             bad["k8s_bad_event"] = bad.get("k8s_bad_event", 0) + 1
@@ -151,7 +155,7 @@ def _events_of(values: list[Any], max_event: int, extra_bad: int = 0) -> tuple[l
             items = obj.get("items")
             if isinstance(items, list):
                 for x in items:
-                    add(x)
+                    add(x, depth + 2)
             else:
                 bad["k8s_bad_event"] = bad.get("k8s_bad_event", 0) + 1
             return
@@ -279,14 +283,21 @@ class K8sWebhook:
             for reason, n in bad.items():
                 self._reject(200, reason, n)
             self.counters.seen(len(events))
-            wire = encode_events([to_event(obj, raw) for obj, raw in events])
+            enc = Encoder()
+            wire = []
+            for obj, raw in events:
+                try:
+                    wire.append(enc.encode(to_event(obj, raw)))
+                except BadEvent as e:  # cannot travel on the bus (nested deeper than msgpack carries)
+                    log.debug("k8s audit webhook: event not carried: %s", e)
+                    self.counters.drop("k8s_bad_event")
             items = [(w, et.PPME_PLUGINEVENT_E) for w in wire]
             lost = 0
             for i in range(0, len(items), self.batch_size):  # one batch on the bus per chunk
                 lost += len(self.queue.put_chunk(items[i:i + self.batch_size]))
             if lost:
                 self.counters.drop("queue_full", lost)
-            self.accepted += len(events) - lost
+            self.accepted += len(wire) - lost
             self.requests[200] = self.requests.get(200, 0) + 1
             text = "<html><body>Ok</body></html>"
         except Exception as e:  # one bad request never takes the worker down

@@ -25,7 +25,10 @@ def parse_stamp(payload: bytes) -> tuple[int, int, int]:
         raise GarbledRecord(f"no audit(ts:serial) stamp in {payload[:60]!r}")
     sec, frac, serial = m.groups()
     frac_ns = int(frac.ljust(9, b"0")[:9])
-    return int(sec) * 1_000_000_000 + frac_ns, int(serial), m.end()
+    ts = int(sec) * 1_000_000_000 + frac_ns
+    if ts >= 1 << 64:  # the kernel's time is a 64-bit count of ns; more is not a kernel record
+        raise GarbledRecord(f"audit stamp time out of range in {payload[:60]!r}")
+    return ts, int(serial), m.end()
 
 
 _KEYS: dict[bytes, str] = {}
