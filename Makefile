@@ -31,6 +31,10 @@ test-faults: $(VENV)/.test
 test-fuzz: $(VENV)/.test
 	$(PY) -m pytest -q -m fuzz $(PYTEST_ARGS)
 
+# The security suite (also part of make test): mutual TLS, identities, socket, NATS credentials, logs.
+test-security: $(VENV)/.test
+	$(PY) -m pytest -q tests/test_api_security.py tests/test_security.py $(PYTEST_ARGS)
+
 test-all: $(VENV)/.test
 	$(PY) -m pytest -q -m '' $(PYTEST_ARGS)
 

@@ -8,6 +8,7 @@ from typing import Annotated, NoReturn
 import typer
 
 from tiercel.common.config import Config, ConfigError, load
+from tiercel.common.log import redact
 
 ConfigOpt = Annotated[str | None, typer.Option("--config", "-c", help="YAML configuration file.",
                                                envvar="TIERCEL_CONFIG")]
@@ -18,14 +19,13 @@ NatsUrlOpt = Annotated[str | None, typer.Option("--nats-url", help="NATS server 
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print one line on stderr and exit; never a traceback."""
-    print(f"tiercel: error: {message}", file=sys.stderr)
+    print(redact(f"tiercel: error: {message}"), file=sys.stderr)
     raise typer.Exit(code)
 
 
 def load_config(config: str | None, overrides: list[str] | None, nats_url: str | None = None) -> Config:
-    extra = list(overrides or [])
-    if nats_url:
-        extra.append(f"nats.url={nats_url}")
+    # --nats-url (or TIERCEL_NATS_URL, which typer folds into it) first: `-o nats.url=` wins over both
+    extra = ([f"nats.url={nats_url}"] if nats_url else []) + list(overrides or [])
     try:
         cfg = load(config, extra)
     except ConfigError as e:

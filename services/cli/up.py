@@ -21,6 +21,7 @@ from typing import Annotated
 import typer
 
 from tiercel.cli.common import ConfigOpt, NatsUrlOpt, OverrideOpt, fail, load_config
+from tiercel.common.log import redact
 
 COLORS = {
     "emergency": "\033[1;97;41m", "alert": "\033[1;91m", "critical": "\033[1;31m", "error": "\033[31m",
@@ -214,7 +215,7 @@ class Supervisor:
                 have, want = self.live_counts(), self.expected()
                 if not self.ready_announced and all(have.get(s, 0) >= n for s, n in want.items()):
                     self.ready_announced = True
-                    self.emit(f"tiercel up: ready — NATS {self.nats_url}, "
+                    self.emit(f"tiercel up: ready — NATS {redact(self.nats_url)}, "
                               + ", ".join(f"{n} {s}" for s, n in want.items()))
                 now = time.monotonic()
                 if self.tty:

@@ -12,13 +12,21 @@ _LEVELS = {
     "info": logging.INFO, "informational": logging.INFO, "debug": logging.DEBUG,
 }
 
-# user:password@ in URLs, and values of keys that hold secrets.
-_SECRET = re.compile(r"(://[^:/@\s]+:)[^@\s]+(@)|((?:password|token|seed|secret)[\"']?\s*[=:]\s*[\"']?)[^\s\"',}]+",
-                     re.I)
+# user:password@ and token@ in URLs, and values of keys that hold secrets.
+_SECRET = re.compile(r"(://[^:/@\s]+:)[^@\s]+(@)|(://)[^:/@\s,]+(@)"
+                     r"|((?:password|token|seed|secret)[\"']?\s*[=:]\s*[\"']?)[^\s\"',}]+", re.I)
 
 
 def redact(text: str) -> str:
-    return _SECRET.sub(lambda m: (m.group(1) + "***" + m.group(2)) if m.group(1) else m.group(3) + "***", text)
+    """`text` with the secrets it may hold replaced by `***` (for logs and error lines)."""
+    def repl(m: re.Match) -> str:
+        if m.group(1):
+            return m.group(1) + "***" + m.group(2)
+        if m.group(3):
+            return m.group(3) + "***" + m.group(4)
+        return m.group(5) + "***"
+
+    return _SECRET.sub(repl, text)
 
 
 class _RedactingFormatter(logging.Formatter):

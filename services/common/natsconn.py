@@ -14,12 +14,17 @@ from nats.js.errors import BadRequestError, NotFoundError
 
 from tiercel.common import bus
 from tiercel.common.config import Config
+from tiercel.common.log import redact
 
 log = logging.getLogger("tiercel.nats")
 
 
 class NatsUnavailable(RuntimeError):
-    """The configured NATS server cannot be reached."""
+    """The configured NATS server cannot be reached, or refused our credentials (`auth`)."""
+
+    def __init__(self, message: str, auth: bool = False):
+        super().__init__(message)
+        self.auth = auth
 
 
 def connect_options(cfg: Config, name: str) -> dict[str, Any]:
@@ -68,7 +73,13 @@ async def connect(cfg: Config, name: str, *, first_attempt_timeout: float = 5.0,
     except (TimeoutError, OSError, nats.errors.NoServersError, nats.errors.Error) as e:
         why = errors[-1] if errors else (str(e) or type(e).__name__)
         where = cfg["nats.url"] or "(embedded)"
-        raise NatsUnavailable(f"cannot connect to NATS at {where}: {why}") from None
+        refused = [x for x in errors if "authorization" in x.lower() or "authentication" in x.lower()]
+        if refused:  # the server answered and refused us: that, not a later reset, is the reason
+            why = refused[-1]
+            raise NatsUnavailable(redact(f"cannot connect to NATS at {where}: {why}; check the credentials "
+                                         "(nats.user and nats.password, nats.token, nats.nkey_seed or nats.creds)"),
+                                  auth=True) from None
+        raise NatsUnavailable(redact(f"cannot connect to NATS at {where}: {why}")) from None
 
 
 def _stream_config(spec: bus.StreamSpec, replicas: int) -> api.StreamConfig:

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from tiercel.common import bus
+from tiercel.common.log import redact
 from tiercel.common.natsconn import NatsUnavailable
 
 log = logging.getLogger("tiercel")
@@ -50,10 +51,11 @@ def run(main: ServiceMain, service: str) -> int:
     try:
         return asyncio.run(_runner())
     except NatsUnavailable as e:
-        print(f"tiercel {service}: error: {e}. Start NATS or give --nats-url.", file=sys.stderr)
+        hint = "" if getattr(e, "auth", False) else ". Start NATS or give --nats-url."
+        print(redact(f"tiercel {service}: error: {e}{hint}"), file=sys.stderr)
         return 1
     except ServiceError as e:
-        print(f"tiercel {service}: error: {e}", file=sys.stderr)
+        print(redact(f"tiercel {service}: error: {e}"), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
