@@ -19,12 +19,13 @@ class Service:
     """One service process. `args` follow `tiercel`; options go on the command line as -o."""
 
     def __init__(self, name: str, args: list[str], workdir: Path, options: dict[str, Any] | None = None,
-                 env: dict[str, str] | None = None):
+                 env: dict[str, str] | None = None, stdout: Path | None = None):
         self.name, self.args, self.workdir = name, list(args), Path(workdir)
         self.options = dict(options or {})
         self.env = dict(env or {})
         self.proc: subprocess.Popen | None = None
         self.log_path = self.workdir / f"{name}.log"
+        self.stdout_path = stdout  # stdout apart from the log (a client's output)
         self.starts = 0
 
     def command(self) -> list[str]:
@@ -39,8 +40,11 @@ class Service:
         log = open(self.log_path, "ab")
         log.write(f"--- start {self.starts}: {' '.join(self.args)}\n".encode())
         log.flush()
-        self.proc = subprocess.Popen(self.command(), env=env, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        out = open(self.stdout_path, "ab") if self.stdout_path else log
+        self.proc = subprocess.Popen(self.command(), env=env, stdout=out, stderr=log, stdin=subprocess.DEVNULL)
         log.close()
+        if out is not log:
+            out.close()
         self.starts += 1
         return self
 
@@ -96,6 +100,58 @@ def ingest(workdir: Path, url: str, options: dict[str, Any] | None = None, name:
                    {"metrics.enabled": "false", "k8s_audit.listen": f"127.0.0.1:{free_port()}",
                     "state_dir": str(workdir / f"{name}-state"), **(options or {})},
                    env={"TIERCEL_NATS_URL": url})
+
+
+def alerts_tail(workdir: Path, sock: Path, name: str) -> Service:
+    """`tiercel alerts --grpc unix://SOCK --json`: a subscriber that reconnects and resumes by itself."""
+    return Service(name, ["alerts", "--grpc", f"unix://{sock}", "--json"], workdir, stdout=workdir / f"{name}.out")
+
+
+def read_json_lines(path: Path) -> list[dict[str, Any]]:
+    import json
+
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text(errors="replace").splitlines():
+        if line.startswith("{") and line.endswith("}"):
+            out.append(json.loads(line))
+    return out
+
+
+async def wait_ready(url: str, services: set[str], timeout: float = 60, count: int = 1, **auth: Any) -> set[str]:
+    """Until `count` instances of each of `services` (rules, api, ingest) beat in state ready, as
+    seen with `auth`; returns the services seen ready."""
+    import asyncio
+    import json
+
+    import nats
+
+    nc = await nats.connect(url, **auth)
+    seen: dict[str, set[str]] = {}
+
+    async def on_hb(msg: Any) -> None:
+        hb = json.loads(msg.data)
+        if hb.get("state") == "ready":
+            seen.setdefault(hb["service"], set()).add(hb["instance"])
+
+    await nc.subscribe("tiercel.hb.>", cb=on_hb)
+    deadline = time.monotonic() + timeout
+
+    def done() -> bool:
+        return all(len(seen.get(s, ())) >= count for s in services)
+
+    try:
+        while not done() and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+    finally:
+        await nc.close()
+    return {s for s, i in seen.items() if len(i) >= count}
+
+
+def start_all(services: list[Service]) -> None:
+    for s in services:
+        s.start()
 
 
 def stop_all(services: list[Service]) -> None:

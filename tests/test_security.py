@@ -8,13 +8,11 @@ mutual TLS and over the unix socket, while reads stay open.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import re
 import secrets
 import subprocess
 import sys
-import time
 
 import nats
 import pytest
@@ -37,11 +35,6 @@ NO_CREDS = re.compile(r"^tiercel (rules serve|api|ingest): error: cannot connect
                       r"nats: 'Authorization Violation'; check the credentials \(nats.user", re.M)
 
 
-def start_all(services: list[syskit.Service]) -> None:
-    for s in services:
-        s.start()
-
-
 def assert_fails_clearly(services: list[syskit.Service], secrets_: list[str], timeout: float = 30) -> None:
     for s in services:
         rc = s.wait_exit(timeout)
@@ -53,24 +46,7 @@ def assert_fails_clearly(services: list[syskit.Service], secrets_: list[str], ti
             assert secret not in log, f"{s.name} wrote a secret to its log"
 
 
-async def wait_ready(url: str, services: set[str], timeout: float = 60, **auth) -> set[str]:
-    """Heartbeats of `services` (rules, api, ingest) in state ready, seen with `auth`."""
-    nc = await nats.connect(url, **auth)
-    seen: set[str] = set()
-
-    async def on_hb(msg) -> None:
-        hb = json.loads(msg.data)
-        if hb.get("state") == "ready":
-            seen.add(hb["service"])
-
-    await nc.subscribe("tiercel.hb.>", cb=on_hb)
-    deadline = time.monotonic() + timeout
-    try:
-        while not services <= seen and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
-    finally:
-        await nc.close()
-    return seen
+wait_ready = syskit.wait_ready
 
 
 def assert_no_secret_in_logs(services: list[syskit.Service], secrets_: list[str]) -> None:
@@ -121,7 +97,7 @@ async def test_nats_login_with_user_password_or_nkey_and_clear_failures_without(
     failing += three(tmp_path / "wrong", broker.url, {"nats.user": "tiercel", "nats.password": wrong},
                      names=("rules", "ingest"))
     failing += three(tmp_path / "wrongurl", f"nats://tiercel:{wrong}@127.0.0.1:{port}", {}, names=("api",))
-    start_all(failing)
+    syskit.start_all(failing)
     assert_fails_clearly(failing, [wrong, password])
 
     # The right credentials, one way per service: all three run.
@@ -129,7 +105,7 @@ async def test_nats_login_with_user_password_or_nkey_and_clear_failures_without(
         "rules": {"nats.user": "tiercel", "nats.password": password},
         "api": {"nats.url": f"nats://tiercel:{password}@127.0.0.1:{port}"},
         "ingest": {"nats.nkey_seed": str(seed_file)}})
-    start_all(good)
+    syskit.start_all(good)
     try:
         seen = await wait_ready(broker.url, {"rules", "api", "ingest"}, user="tiercel", password=password)
         assert seen >= {"rules", "api", "ingest"}, f"ready: {seen}; logs: {[s.log()[-800:] for s in good]}"
@@ -145,7 +121,7 @@ async def test_nats_token_and_creds_file(tmp_path):
         bad = three(tmp_path / "tok", b.url, {"nats.token": "not-" + token[4:]}, names=("rules",))
         good = three(tmp_path, b.url, {"nats.token": token}, names=("rules",))
         good += three(tmp_path, f"nats://{token}@127.0.0.1:{port}", {}, names=("api",))
-        start_all(bad + good)
+        syskit.start_all(bad + good)
         try:
             assert_fails_clearly(bad, [token, token[4:]])
             seen = await wait_ready(b.url, {"rules", "api"}, token=token)
@@ -161,7 +137,7 @@ async def test_nats_token_and_creds_file(tmp_path):
     with EmbeddedBroker(store_dir=tmp_path / "js2", extra_config=op.server_config()) as b:
         bad = three(tmp_path / "op", b.url, {}, names=("rules",))
         good = three(tmp_path / "op", b.url, {"nats.creds": str(creds)}, names=("api", "ingest"))
-        start_all(bad + good)
+        syskit.start_all(bad + good)
         try:
             assert_fails_clearly(bad, [])
             seen = await wait_ready(b.url, {"api", "ingest"}, user_credentials=str(creds))
