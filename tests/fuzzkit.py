@@ -536,32 +536,46 @@ def audit_strategy() -> st.SearchStrategy[bytes]:
 
 @target("audit", allowed=(), strategy=audit_strategy, seeds=_audit_seeds)
 def fuzz_audit(data: bytes) -> None:
-    """Netlink bytes as the kernel reader gets them: framing (NetlinkError rejects the rest of a
-    datagram), the record assembler, the translation to syscall exit events, the state engine and
-    the wire encoder. A garbled record is counted, never raised."""
+    """Netlink bytes as the kernel reader gets them, both ways ingest reads them: the datagram hot
+    path (`feed_datagrams`, one record per datagram) and the framing parser (`iter_messages`,
+    NetlinkError rejects the rest of a datagram) with `feed`; then the translation to syscall exit
+    events, the live state engine (with the identity each SYSCALL record states) and the wire
+    encoder. A garbled record is counted, never raised."""
     from tiercel.common.wire import Encoder
     from tiercel.ingest.audit import netlink as nl
     from tiercel.ingest.audit.assembler import Assembler
     from tiercel.ingest.audit.translate import Translator
-    from tiercel.ingest.state import StateEngine
+    from tiercel.ingest.livestate import LiveState
 
+    datagrams = []
+    off = 0
+    while off + 16 <= len(data):  # split as the kernel sends them: one netlink message per datagram
+        n = int.from_bytes(data[off:off + 4], "little")
+        step = max(16, min((n + 3) & ~3, len(data) - off))
+        datagrams.append(data[off:off + step])
+        off += step
+    if off < len(data):
+        datagrams.append(data[off:])
     asm = Assembler(max_open=4)
-    tr = Translator(self_pid=1, resolve_sockets=False)
-    state = StateEngine()
-    enc = Encoder()
-    events = []
+    events: list = []
+    asm.feed_datagrams(datagrams, 0, events)
+    asm2 = Assembler(max_open=4)
     try:
         for m in nl.iter_messages(data):
-            events += asm.feed(m.type, m.payload, now_ns=len(events))
+            events += asm2.feed(m.type, m.payload, now_ns=len(events))
     except nl.NetlinkError as e:
         assert str(e)
         _count("audit", "rejected")
-    events += asm.expire(1 << 62) + asm.flush()
+    events += asm.expire(1 << 62) + asm.flush() + asm2.expire(1 << 62) + asm2.flush()
+    tr = Translator(self_pid=1, resolve_sockets=False)
+    state = LiveState(proc="/nonexistent-proc")
+    enc = Encoder()
     for ae in events:
-        ev = tr.translate(ae)
-        if ev is not None:
+        pair = tr.translate(ae)
+        if pair is not None:
             _count("audit", "translated")
-            enc.encode(state.process(ev))
+            ev, ident = pair if isinstance(pair, tuple) else (pair, None)
+            enc.encode(state.process(ev, ident))
 
 
 # --- k8s audit JSON ---------------------------------------------------------------------------

@@ -134,13 +134,19 @@ async def test_webhook_publishes_events_with_integers_beyond_64_bits(nats_broker
 
 
 def test_audit_stamp_beyond_64_bit_nanoseconds_is_a_garbled_record():
+    """Such a time made the event unencodable (msgpack refuses integers past 64 bits)."""
+    from tiercel.ingest.audit import netlink as nl
     from tiercel.ingest.audit.assembler import Assembler
     from tiercel.ingest.audit.records import GarbledRecord, parse_stamp
 
+    rec = b"audit(17180000000000.100:7): arch=c000003e syscall=2 success=yes exit=3 pid=5"
     with pytest.raises(GarbledRecord):
-        parse_stamp(b"audit(17180000000000.100:7): syscall=2")
+        parse_stamp(rec)
     asm = Assembler()
-    assert asm.feed(1300, b"audit(17180000000000.100:7): syscall=2") == [] and asm.stats.garbled == 1
+    assert asm.feed(1300, rec) == [] and asm.stats.garbled == 1
+    out: list = []
+    asm.feed_datagrams([nl.pack_message(1300, rec, seq=1, flags=0)], 0, out)
+    assert out == [] and asm.stats.garbled == 2
 
 
 def test_alerts_on_names_that_are_not_utf8_reach_the_bus_and_the_api():

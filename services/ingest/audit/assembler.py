@@ -38,7 +38,10 @@ def _stamp_ts(stamp: bytes) -> tuple[int, int]:
     sec, dot, frac = t.partition(b".")
     if not sep or not serial.isdigit() or not sec.isdigit() or (dot and not frac.isdigit()):
         raise ValueError(stamp)
-    return int(sec) * 1_000_000_000 + (int(frac.ljust(9, b"0")[:9]) if frac else 0), int(serial)
+    ts = int(sec) * 1_000_000_000 + (int(frac.ljust(9, b"0")[:9]) if frac else 0)
+    if ts >= 1 << 64:  # the kernel's time is a 64-bit count of ns; more is not a kernel record
+        raise ValueError(stamp)
+    return ts, int(serial)
 
 
 class AuditEvent:
