@@ -180,3 +180,106 @@ async def wait_subscriber(tail: syskit.Service, expected: set[int], timeout: flo
         if expected <= have or time.time() > deadline:
             return got
         await asyncio.sleep(0.2)
+class TailWatch:
+    """Timestamps each alert line a `tiercel alerts --json` subscriber writes (polls its output)."""
+
+    def __init__(self, tail: syskit.Service):
+        self.tail = tail
+        self.seen: dict[int, float] = {}
+        self.lines = 0
+        self._task: asyncio.Task | None = None
+        self._stop = asyncio.Event()
+
+    async def _run(self) -> None:
+        pos = 0
+        buf = b""
+        while not self._stop.is_set():
+            try:
+                with open(self.tail.stdout_path, "rb") as f:
+                    f.seek(pos)
+                    data = f.read()
+            except FileNotFoundError:
+                data = b""
+            pos += len(data)
+            buf += data
+            *lines, buf = buf.split(b"\n")
+            now = time.time()
+            for line in lines:
+                if line.startswith(b"{"):
+                    a = json.loads(line)
+                    if a.get("rule") == faultkit.RULE and a.get("hostname") == "fault-host":
+                        self.lines += 1
+                        self.seen.setdefault(a["seq"], now)
+            await asyncio.sleep(0.05)
+
+    def start(self) -> TailWatch:
+        self._task = asyncio.create_task(self._run())
+        return self
+
+    async def stop(self) -> None:
+        self._stop.set()
+        if self._task:
+            await self._task
+
+    def first_after(self, t0: float) -> float | None:
+        after = [t for t in self.seen.values() if t >= t0]
+        return round(min(after) - t0, 3) if after else None
+
+
+async def test_api_restart_under_connected_subscribers(broker, tmp_path, rules_file):
+    """Two `tiercel alerts --grpc` subscribers stay attached while the API is SIGKILLed and
+    restarted, then stopped (SIGTERM) and restarted: each resumes after the last alert id it saw
+    and ends with every alert exactly once."""
+    ws = workers(tmp_path, broker.url, rules_file)
+    sock = tmp_path / "api.sock"
+    api = syskit.api(tmp_path, broker.url, sock)
+    services = [*ws, api]
+    syskit.start_all(services)
+    nc = await faultkit.bus_conn(broker.url)
+    tails = [syskit.alerts_tail(tmp_path, sock, f"subscriber-{i}") for i in range(2)]
+    try:
+        assert await syskit.wait_ready(broker.url, {"rules", "api"}) == {"rules", "api"}
+        api_beats = await heartbeats(nc, "api")
+        syskit.start_all(tails)
+        await api_subscribers(api_beats, 2)
+        watches = [TailWatch(t).start() for t in tails]
+        obs = await Observer(nc).start()
+        load = Load(nc, rate=20).start()
+        await asyncio.sleep(3)
+        t_kill = time.time()
+        api.kill()
+        await asyncio.sleep(1)
+        t_restart1 = time.time()
+        api.start()
+        await asyncio.sleep(4)
+        t_term = time.time()
+        assert api.stop() == 0
+        await asyncio.sleep(1)
+        t_restart2 = time.time()
+        api.start()
+        await asyncio.sleep(4)
+        await load.finish()
+        expected = load.hits_before()
+        assert await obs.until_all(expected, timeout=60) is not None
+        counts = exactly_once(await stored_alerts(nc.jetstream()), expected)
+        deadline = time.time() + 60
+        while time.time() < deadline and not all(expected <= w.seen.keys() for w in watches):
+            await asyncio.sleep(0.2)
+        for w in watches:
+            await w.stop()
+        subs = [subscriber_counts(syskit.read_json_lines(t.stdout_path), expected) for t in tails]
+        figures = {**counts, "events": load.events, "subscribers": subs,
+                   "api_down_after_kill_s": round(t_restart1 - t_kill, 3),
+                   "api_down_after_term_s": round(t_restart2 - t_term, 3),
+                   "resumed_after_kill_restart_s": [w.first_after(t_restart1) for w in watches],
+                   "resumed_after_term_restart_s": [w.first_after(t_restart2) for w in watches]}
+        record("api_restart_under_subscribers", figures)
+        assert counts["lost"] == counts["duplicated"] == 0, figures
+        for s in subs:
+            assert s["lost"] == 0 and s["duplicated"] == 0, figures
+        for t in tails:
+            assert t.alive(), f"{t.name} gave up: {t.log()[-1500:]}"
+    finally:
+        await nc.close()
+        syskit.stop_all(services + tails)
+    assert_clean_logs(services + tails)
