@@ -97,15 +97,33 @@ def _stream_config(spec: bus.StreamSpec, replicas: int) -> api.StreamConfig:
     )
 
 
+# What an operator may tune on an existing stream (`nats stream edit`) and Tiercel leaves alone.
+_OPERATOR_LIMITS = ("max_bytes", "max_age", "max_msg_size", "max_msgs", "max_msgs_per_subject")
+
+
 async def ensure_streams(js: JetStreamContext, replicas: int = 1) -> None:
-    """Create Tiercel's streams and KV buckets, or bring their limits up to date."""
+    """Create Tiercel's streams and KV buckets when they are missing.
+
+    An existing stream keeps the limits it was given (disk budget, age, message size: tune them
+    with `nats stream edit`, every service restart keeps them) and its replicas unless `replicas`
+    asks for more; what the contract depends on (subjects, retention, discard policy, duplicate
+    window) is put back if it differs."""
     for spec in bus.STREAMS:
         cfg = _stream_config(spec, replicas)
         try:
-            await js.add_stream(cfg)
-        except BadRequestError:
-            # Exists with another config: update what can be updated (limits), keep the data.
-            await js.update_stream(cfg)
+            info = await js.stream_info(spec.name)
+        except NotFoundError:
+            try:
+                await js.add_stream(cfg)
+                continue
+            except BadRequestError:  # created meanwhile by another service
+                info = await js.stream_info(spec.name)
+        cur = info.config
+        want = cfg.evolve(**{k: getattr(cur, k) for k in _OPERATOR_LIMITS},
+                          num_replicas=max(replicas, cur.num_replicas or 1))
+        if any(getattr(want, k) != getattr(cur, k) for k in
+               ("subjects", "retention", "discard", "duplicate_window", "num_replicas")):
+            await js.update_stream(want)
     for bucket in bus.KV_BUCKETS:
         try:
             await js.key_value(bucket)
