@@ -3,6 +3,7 @@ tests: each is now rejected with its typed error, or accepted, and counted."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import msgpack
@@ -179,3 +180,40 @@ def test_k8s_times_beyond_64_bit_nanoseconds_are_unknown():
     assert parse_time("2600-01-01T00:00:00Z") == 0 and parse_time("9999-12-31T23:59:59.999999999Z") == 0
     assert parse_time("2024-06-10T06:13:20.5Z") == 1_718_000_000_500_000_000
     wire.encode_event(k8s_event(stageTimestamp="9999-12-31T23:59:59Z"))
+
+
+async def test_sub_batch_messages_stay_under_the_clients_4_mib_limit(nats_broker, tmp_path):
+    """1000 queued alerts of 5 KB made one 5 MB `batch`; Python and Go clients refuse messages over
+    4 MiB (RESOURCE_EXHAUSTED) and the subscriber lost its stream (seen in the suite under load).
+    Alerts that arrive before the subscription's first request are kept, so they queue up here."""
+    import grpc
+    import nats
+
+    from tests import apikit
+    from tests.test_api_outputs import wait_for
+    from tiercel.pb.falco import outputs_pb2, outputs_pb2_grpc
+
+    cfg = apikit.api_config(nats_broker.url, tmp_path / "t.sock")
+    async with apikit.running_api(cfg) as api:
+        ch = grpc.aio.insecure_channel(api.target("unix"))
+        go = asyncio.Event()
+
+        async def requests():
+            await go.wait()
+            yield outputs_pb2.request()
+            await asyncio.Event().wait()
+
+        call = outputs_pb2_grpc.serviceStub(ch).sub_batch(requests())
+        await wait_for(lambda: api.hub.subscribers, what="the call")
+        nc = await nats.connect(nats_broker.url)
+        big = [apikit.make_alert(i, fields={"proc.cmdline": "x" * 5000, "evt.num": i}) for i in range(1, 1001)]
+        await apikit.publish(nc, big)
+        await wait_for(lambda: api.hub.received >= 1000, what="the alerts offered to the subscriber")
+        go.set()
+        got = []
+        while len(got) < 1000:
+            got.extend((await asyncio.wait_for(call.read(), 30)).alerts)
+        assert [r.seq for r in got] == list(range(1, 1001))
+        call.cancel()
+        await nc.close()
+        await ch.close()

@@ -25,6 +25,8 @@ SERVICE = "falco.outputs.service"
 MAX_QUEUE = 1_000_000
 DEFAULT_BATCH = 1000
 MAX_BATCH = 10_000
+# A `batch` message stays below gRPC clients' default receive limit (4 MiB), whatever max_batch says.
+MAX_BATCH_BYTES = 3 << 20
 # How many times a resume re-reads the stream to close gaps left by a queue that overflowed
 # while it was replaying; after that, overflow counts as drops like any other.
 RESUME_ROUNDS = 8
@@ -109,15 +111,26 @@ class OutputsService:
 
     def _batch_writer(self, s: Subscriber, context: grpc.aio.ServicerContext,
                       max_batch: int) -> Callable[[list], Awaitable]:
+        async def write(part: list[bytes]) -> None:
+            d = s.dropped_pending
+            if d:
+                s.dropped_pending = 0
+                part[0] = with_dropped_before(part[0], d)
+            await context.write(batch_bytes(part))
+            s.sent += len(part)
+
         async def send(items: list) -> None:
-            for i in range(0, len(items), max_batch):
-                part = [a.data for a in items[i:i + max_batch]]
-                d = s.dropped_pending
-                if d:
-                    s.dropped_pending = 0
-                    part[0] = with_dropped_before(part[0], d)
-                await context.write(batch_bytes(part))
-                s.sent += len(part)
+            part: list[bytes] = []
+            size = 0
+            for a in items:
+                n = len(a.data) + 8  # field tag and length prefix
+                if part and (len(part) >= max_batch or size + n > MAX_BATCH_BYTES):
+                    await write(part)
+                    part, size = [], 0
+                part.append(a.data)
+                size += n
+            if part:
+                await write(part)
         return send
 
     async def _pump(self, s: Subscriber, send: Callable[[list], Awaitable], batched: bool,
