@@ -307,7 +307,9 @@ async def test_stalled_subscriber_loses_alone_and_every_drop_is_counted(broker, 
         reports.append(bus.DropReport.decode(msg.data))
 
     await nc.subscribe(f"{bus.DROPS_SUBJECT}.api.>", cb=on_drop)
-    ch = grpc.aio.insecure_channel(f"unix://{sock}")
+    # A slow client as the network makes it: HTTP/2 flow control with its initial 64 KiB window
+    # (no BDP probing to grow it), so the API's writes wait and its queue for this client fills.
+    ch = grpc.aio.insecure_channel(f"unix://{sock}", options=[("grpc.http2.bdp_probe", 0)])
     try:
         assert await syskit.wait_ready(broker.url, {"rules", "api"}) == {"rules", "api"}
         api_beats = await heartbeats(nc, "api")

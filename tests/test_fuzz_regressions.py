@@ -217,3 +217,38 @@ async def test_sub_batch_messages_stay_under_the_clients_4_mib_limit(nats_broker
         call.cancel()
         await nc.close()
         await ch.close()
+
+
+async def test_resume_after_an_alert_the_stream_deleted_is_not_found(nats_broker, tmp_path):
+    """The API's id index outlives the stream's retention: a resume after an alert the disk budget
+    had deleted replayed from the oldest kept alert, silently skipping the deleted ones."""
+    import grpc
+    import nats
+
+    from tests import apikit
+    from tests.test_api_outputs import wait_for
+    from tiercel.pb.falco import outputs_pb2, outputs_pb2_grpc
+
+    cfg = apikit.api_config(nats_broker.url, tmp_path / "t.sock")
+    async with apikit.running_api(cfg) as api:
+        nc = await nats.connect(nats_broker.url)
+        js = nc.jetstream()
+        await apikit.publish(nc, [apikit.make_alert(i) for i in range(1, 21)])
+        await wait_for(lambda: api.hub.received >= 20, what="the alerts")  # all in the id index
+        info = await js.stream_info(bus.ALERTS_STREAM.name)
+        await js.update_stream(info.config.evolve(max_msgs=5))  # the stream keeps 16..20
+        ch = grpc.aio.insecure_channel(api.target("unix"))
+
+        async def req(alert_id):
+            yield outputs_pb2.request(resume_after_id=alert_id)
+            await asyncio.Event().wait()
+
+        call = outputs_pb2_grpc.serviceStub(ch).sub(req(apikit.make_alert(3)["id"]))
+        with pytest.raises(grpc.aio.AioRpcError) as e:
+            await asyncio.wait_for(call.read(), 10)
+        assert e.value.code() == grpc.StatusCode.NOT_FOUND
+        call = outputs_pb2_grpc.serviceStub(ch).sub(req(apikit.make_alert(17)["id"]))  # still kept
+        assert [(await asyncio.wait_for(call.read(), 10)).seq for _ in range(3)] == [18, 19, 20]
+        call.cancel()
+        await ch.close()
+        await nc.close()

@@ -227,7 +227,10 @@ class AlertHub:
         """Stream sequence of the alert with this id: the recent index, else a scan of the stream."""
         seq = self._index.get(alert_id)
         if seq is not None:
-            return seq
+            # The index outlives the stream's retention: an alert the stream deleted (age, disk
+            # budget) cannot be resumed after, the alerts between it and the oldest kept are gone.
+            first, _ = await self.stream_bounds()
+            return seq if seq >= first else None
         stop = time.monotonic() + deadline_s
         async for s, hdrs, _ in self._read(1, None, headers_only=True):
             if hdrs and hdrs.get(bus.HDR_MSG_ID) == alert_id:
