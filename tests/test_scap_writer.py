@@ -84,3 +84,35 @@ def test_live_header_from_the_state_engine(tmp_path):
     assert p.returncode == 0, p.stderr
     line = p.stdout.splitlines()[0].split("|")
     assert line == [me.comm, me.exepath, me.user, str(fd), me.fds[fd].name], p.stdout
+
+
+@pytest.mark.sysdig
+@pytest.mark.skipif(shutil.which("sysdig") is None, reason="sysdig is not installed")
+def test_strings_past_libscap_limits_are_cut(tmp_path):
+    """A live process with a 25 KB command line (CI met one) once made a capture libscap refuses
+    ("invalid argslen"): the writer cuts args/env to 4096 bytes and paths to 1024."""
+    from tiercel.common import eventtable as et
+    from tiercel.common.event import ThreadInfo
+    from tiercel.ingest.scap.writer import ScapWriter
+
+    t = ThreadInfo(4242, comm="longargs", exe="/usr/bin/longargs", exepath="/usr/bin/longargs",
+                   args=["x" * 1000] * 25, env=["K=" + "v" * 9000], cwd="/" + "d" * 2000)
+    out = tmp_path / "long.scap"
+    with open(out, "wb") as f:
+        w = ScapWriter(f)
+        w.write_header(threads=[t])
+        read_x = et.PPME["PPME_SYSCALL_READ_X"]
+        w.write_event(Event(1, 1_700_000_000_000_000_000, 4242, read_x - 1, [0, 10]))
+        w.write_event(Event(2, 1_700_000_000_000_000_100, 4242, read_x, [0, b""]))
+        w.close()
+    p = subprocess.run(["sysdig", "-r", str(out), "-p", "%proc.name|%proc.args|%proc.cwd"],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    name, args, cwd = p.stdout.splitlines()[0].split("|")
+    assert name == "longargs"
+    assert 3000 < len(args) < 4096
+    assert cwd == "/PATH_TOO_LONG/"  # sysdig's own answer for a 1024-byte cwd: read, not refused
+    items = list(read_scap(out.read_bytes()))
+    thread = next(x for it in items for x in getattr(it, "threads", []) if x.tid == 4242)
+    assert len("\0".join(thread.args)) < 4096 and len(thread.env[0]) < 4096
+    assert thread.cwd.startswith("/ddd") and len(thread.cwd) == 1024

@@ -59,13 +59,24 @@ def machine_info(mi: B.MachineInfo) -> bytes:
     return block(MI, body)
 
 
-def _str(s: str) -> bytes:
-    b = (s or "").encode("utf-8", "surrogateescape")
+# libscap refuses a capture whose strings exceed its limits (scap_limits.h): paths and names
+# 1024 bytes, argument/environment/cgroup lists 4096, user names 256. A live process can have a
+# far longer command line, so the writer cuts to the limit as the kernel driver does.
+MAX_PATH = 1024
+MAX_LIST = 4096
+MAX_CREDENTIAL = 256
+
+
+def _str(s: str, limit: int = MAX_PATH) -> bytes:
+    b = (s or "").encode("utf-8", "surrogateescape")[:limit]
     return _H.pack(len(b)) + b
 
 
-def _list(items: Iterable[str]) -> bytes:
+def _list(items: Iterable[str], limit: int = MAX_LIST) -> bytes:
+    """NUL-terminated items; past `limit` the last item is cut and still NUL-terminated."""
     b = b"".join(x.encode("utf-8", "surrogateescape") + b"\0" for x in items)
+    if len(b) > limit:
+        b = b[:limit - 1] + b"\0"
     return _H.pack(len(b)) + b
 
 
@@ -87,10 +98,10 @@ def interface_list(il: B.InterfaceList) -> bytes:
 def user_list(ul: B.UserList) -> bytes:
     body = b""
     for u in ul.users:
-        e = bytes((0,)) + _I.pack(u.uid) + _I.pack(u.gid) + _str(u.name) + _str(u.homedir) + _str(u.shell)
+        e = bytes((0,)) + _I.pack(u.uid) + _I.pack(u.gid) + _str(u.name, MAX_CREDENTIAL) + _str(u.homedir) + _str(u.shell)
         body += _I.pack(len(e) + 4) + e
     for g in ul.groups:
-        e = bytes((1,)) + _I.pack(g.gid) + _str(g.name)
+        e = bytes((1,)) + _I.pack(g.gid) + _str(g.name, MAX_CREDENTIAL)
         body += _I.pack(len(e) + 4) + e
     return block(UL_V2, body)
 
