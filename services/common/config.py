@@ -236,6 +236,8 @@ SCHEMA: tuple[Key, ...] = (
     Key("ingest.batch_size", "int", 256, "Events per bus message.", minimum=1, maximum=100_000),
     Key("ingest.batch_interval_ms", "int", 20, "Longest wait before a partial batch is sent.", minimum=1),
     Key("ingest.queue_size", "int", 65536, "Bound of the internal event queue.", minimum=16),
+    Key("ingest.follow_rules", "bool", True, "Audit the syscalls the committed ruleset needs (KV tiercel_rules), "
+        "following its changes; --event-types overrides."),
     Key("k8s_audit.enabled", "bool", True, "Serve the k8s audit webhook."),
     Key("k8s_audit.listen", "str", ":9765", "host:port of the k8s audit webhook.", check=_check_listen),
     Key("k8s_audit.path", "str", "/k8s-audit", "Path of the k8s audit webhook."),

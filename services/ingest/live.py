@@ -96,7 +96,8 @@ class AuditDriver:
 
     def set_event_types(self, event_types: Iterable[str] | None) -> None:
         with self._lock:
-            self.session.set_event_types(event_types)
+            if self.session.control is not None:  # not stopped meanwhile
+                self.session.set_event_types(event_types)
 
     def stop(self) -> None:
         with self._lock:

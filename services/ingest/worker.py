@@ -55,6 +55,7 @@ class IngestWorker:
         self.driver: Any = None
         self.reader: Any = None
         self.state: Any = None
+        self.rules: Any = None
         self.publisher: Publisher | None = None
         self.k8s: Any = None
         self.metrics: Any = None
@@ -90,6 +91,12 @@ class IngestWorker:
             hb = HeartbeatPublisher(self.nc, "ingest", self.host, self.instance, self._sample).start()
             pub_task = asyncio.create_task(self.publisher.run(stop), name="ingest-publisher")
             rep_task = asyncio.create_task(self._report_loop(stop), name="ingest-drops")
+            tasks = [pub_task, rep_task]
+            if self.driver is not None and self.event_types is None and cfg["ingest.follow_rules"]:
+                from tiercel.ingest.rulesync import RulesFollower
+
+                self.rules = RulesFollower(cfg, js, self._follow)
+                tasks.append(asyncio.create_task(self.rules.run(stop), name="ingest-rules"))
             try:
                 while not stop.is_set():
                     if self.reader is not None and not self.reader.is_alive():
@@ -103,7 +110,7 @@ class IngestWorker:
                 await self._stop_driver()
                 # both see `stop` and return after their current step: never cancelled between
                 # taking events (or counter deltas) and publishing them
-                await asyncio.wait([pub_task, rep_task], timeout=10)
+                await asyncio.wait(tasks, timeout=10)
                 left = await self.publisher.drain(5.0)
                 if left:
                     self.ingest.drop("shutdown", left)
@@ -157,8 +164,13 @@ class IngestWorker:
         self.driver = None
 
     def set_event_types(self, event_types: Iterable[str] | None) -> None:
-        """The ruleset changed: audit exactly what it now needs."""
+        """Audit exactly what these event types need (from now on, whatever the ruleset says)."""
         self.event_types = event_types
+        if self.driver is not None:
+            self.driver.set_event_types(event_types)
+
+    def _follow(self, event_types: Iterable[str] | None) -> None:
+        """The committed ruleset changed its syscall needs (`RulesFollower`, in a thread)."""
         if self.driver is not None:
             self.driver.set_event_types(event_types)
 
