@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import select
 import sys
 import threading
@@ -23,19 +22,16 @@ def _writer(fmt: str, out: Any) -> Any:
         from tiercel.ingest.scap.writer import ScapWriter
 
         return ScapWriter(out)
-    try:
-        mod = importlib.import_module("tiercel.ingest.tcap")
-    except ImportError:
-        raise ServiceError("the Tiercel capture format (tcap) writer is not available in this build; "
-                           "use --format scap") from None
-    return mod.TcapWriter(out)
+    from tiercel.ingest.tcap import TcapWriter
+
+    return TcapWriter(out)
 
 
 def _write_header(writer: Any, state: Any) -> None:
-    from tiercel.ingest.scap import blocks as B
-
-    users = B.UserList(list(state.engine.users.values()), list(state.engine.groups.values()))
-    writer.write_header(users=users, threads=state.engine.snapshot())
+    if hasattr(writer, "write_header_from"):  # .scap: the process table and users, for the replay
+        writer.write_header_from(state.engine)
+    else:
+        writer.write_header()
 
 
 class LiveCapture:
@@ -44,18 +40,27 @@ class LiveCapture:
         self.events = 0
 
     def _loop(self, driver: Any, state: Any, writer: Any, done: threading.Event) -> None:
+        from tiercel.common.wire import Encoder
+
         fd = driver.fileno()
-        while not done.is_set():
+        wire = hasattr(writer, "write_wire")  # tcap: snapshots taken right after each event
+        last = False
+        while not last:
+            last = done.is_set()  # one more round after the stop: what the kernel had queued
             select.select([fd], [], [], 0.05)
             pairs, _garbled = driver.poll()
-            evs = []
+            out: list[Any] = []
+            enc = Encoder()
             for ev, ident in pairs:
                 state.process(ev, ident)
                 self.events += 1
                 ev.num = self.events
-                evs.append(ev)
-            if evs:
-                writer.write_events(evs)
+                out.append(enc.encode(ev) if wire else ev)
+            if out:
+                if wire:
+                    writer.write_wire(out)
+                else:
+                    writer.write_events(out)
             state.maybe_sweep()
 
     async def run(self, stop: asyncio.Event) -> int:

@@ -67,6 +67,15 @@ class TcapWriter:
     def write_event(self, ev: Event) -> None:
         self.write_events([ev])
 
+    def write_wire(self, items: list[bytes]) -> None:
+        """Write wire items already encoded (by one `Encoder`, each right after the state engine
+        processed its event, as a live capture does) as one record."""
+        self.write_header()
+        if items:
+            rec = msgpack.packb([REC_EVENTS, items], use_bin_type=True)
+            self.out.write(_LEN.pack(len(rec)) + rec)
+            self.events += len(items)
+
     def close(self) -> None:
         self.write_header()
         self.out.flush()
