@@ -236,6 +236,8 @@ SCHEMA: tuple[Key, ...] = (
     Key("ingest.batch_size", "int", 256, "Events per bus message.", minimum=1, maximum=100_000),
     Key("ingest.batch_interval_ms", "int", 20, "Longest wait before a partial batch is sent.", minimum=1),
     Key("ingest.queue_size", "int", 65536, "Bound of the internal event queue.", minimum=16),
+    Key("ingest.audit_backlog_limit", "int", 32768, "Kernel audit backlog while ingest holds audit (records "
+        "queued for the reader before the kernel drops and counts them; restored on exit).", minimum=64),
     Key("ingest.follow_rules", "bool", True, "Audit the syscalls the committed ruleset needs (KV tiercel_rules), "
         "following its changes; --event-types overrides."),
     Key("k8s_audit.enabled", "bool", True, "Serve the k8s audit webhook."),

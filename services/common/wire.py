@@ -67,11 +67,29 @@ _FD_PARAMS: list[tuple[tuple[int, ...], tuple[int, ...]]] = [
 class Encoder:
     """Encodes a list of events into wire items, sharing thread snapshots between them."""
 
-    __slots__ = ("_index", "_n")
+    __slots__ = ("_index", "_n", "_chains")
 
     def __init__(self) -> None:
         self._index: dict[tuple, int] = {}
         self._n = 0
+        self._chains: dict[tuple, int] = {}  # (id, version, nfds) of a whole ancestor chain -> index
+
+    @staticmethod
+    def _chain_key(t: ThreadInfo) -> tuple | None:
+        """(id, version, fd count) of each thread of an ancestor chain: equal keys within a batch
+        name the same snapshot the recursion would find, so it is found without the recursion.
+        Only for chains of process leaders (no separate main thread to follow)."""
+        sig: list = []
+        a: ThreadInfo | None = t
+        d = 0
+        while a is not None and d <= MAX_DEPTH:
+            m = a.main
+            if m is not None and m is not a:
+                return None
+            sig.append((id(a), a.version, a.nfds if a.nfds is not None else len(a.fds)))
+            a = a.parent
+            d += 1
+        return tuple(sig)
 
     def _thread(self, t: ThreadInfo | None, depth: int) -> tuple[Any, int | None]:
         """(wire value, snapshot index) of a thread: the index of a snapshot this batch already
@@ -100,7 +118,15 @@ class Encoder:
 
     def encode(self, ev: Event) -> bytes:
         t = ev.thread
-        th = self._thread(t, 0)[0] if t is not None else None
+        if t is None:
+            th = None
+        else:
+            key = self._chain_key(t)
+            th = self._chains.get(key) if key is not None else None
+            if th is None:
+                th, idx = self._thread(t, 0)
+                if key is not None and idx is not None:
+                    self._chains[key] = idx
         f = ev.fd
         refs = None
         code = ev.code

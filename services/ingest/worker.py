@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import sys
 import time
@@ -36,7 +37,8 @@ def make_driver(cfg: Config, event_types: Iterable[str] | None = None):
     name = cfg["ingest.driver"]
     if name == "audit":
         # the nats-server on this host handles our batches: auditing it would only feed back
-        return AuditDriver(cfg.state_dir, event_types, exclude_pids=local_server_pids(cfg["nats.url"]))
+        return AuditDriver(cfg.state_dir, event_types, backlog_limit=cfg["ingest.audit_backlog_limit"],
+                           exclude_pids=local_server_pids(cfg["nats.url"]))
     if name == "proc_connector":
         return ProcConnectorDriver()
     return None
@@ -145,6 +147,7 @@ class IngestWorker:
             raise ServiceError(f"{self.cfg['ingest.driver']} driver: {e.strerror or e}") from None
         self.state = LiveState()
         n = self.state.seed()  # after the rules are in: what starts meanwhile is in the stream
+        gc.freeze()  # the seeded table lives long: keep it out of every collection
         print(f"tiercel ingest: {self.driver.describe()}; {n} threads from /proc", file=sys.stderr)
         self.reader = KernelReader(self.driver, self.queue, self.kernel, self.ingest, self.state,
                                    batch_size=self.cfg["ingest.batch_size"],

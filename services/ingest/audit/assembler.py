@@ -33,12 +33,20 @@ _SYSCALL = nl.AUDIT_SYSCALL
 
 
 def _stamp_ts(stamp: bytes) -> tuple[int, int]:
-    """(ns since epoch, serial) of a `sec.frac:serial` stamp; ValueError when malformed."""
-    t, sep, serial = stamp.partition(b":")
-    sec, dot, frac = t.partition(b".")
-    if not sep or not serial.isdigit() or not sec.isdigit() or (dot and not frac.isdigit()):
+    """(ns since epoch, serial) of a `sec.frac:serial` stamp (the kernel writes `%llu.%03lu:%u`);
+    ValueError when malformed."""
+    colon = stamp.index(b":")
+    dot = stamp.find(b".", 0, colon)
+    sec = stamp[:dot] if dot >= 0 else stamp[:colon]
+    frac = stamp[dot + 1:colon] if dot >= 0 else b""
+    serial = stamp[colon + 1:]
+    if not (sec.isdigit() and serial.isdigit() and (dot < 0 or frac.isdigit())):
         raise ValueError(stamp)
-    ts = int(sec) * 1_000_000_000 + (int(frac.ljust(9, b"0")[:9]) if frac else 0)
+    ts = int(sec) * 1_000_000_000
+    if len(frac) == 3:
+        ts += int(frac) * 1_000_000
+    elif frac:
+        ts += int(frac.ljust(9, b"0")[:9])
     if ts >= 1 << 64:  # the kernel's time is a 64-bit count of ns; more is not a kernel record
         raise ValueError(stamp)
     return ts, int(serial)
@@ -211,7 +219,7 @@ class Assembler:
         nrec = 0
         for d in datagrams:
             nrec += 1
-            if len(d) < 24 or d[16:22] != b"audit(":
+            if not d.startswith(b"audit(", 16):
                 if len(d) >= 16 and d[4] | d[5] << 8 < 1100:  # netlink control (ack, error): no record
                     other += 1
                     nrec -= 1
@@ -245,9 +253,10 @@ class Assembler:
                 del opened[stamp]
                 out.append(finish(ev, True))
                 continue
-            body = d[end + 3:] if d[end + 2:end + 3] == b" " else d[end + 2:]
-            if body[-1:] == b"\0":
-                body = body.rstrip(b"\0")
+            if d[-1] == 0:
+                body = d[end + 3 if d[end + 2] == 32 else end + 2:].rstrip(b"\0")
+            else:
+                body = d[end + 3 if d[end + 2] == 32 else end + 2:]
             ev.records.append((rtype, body))
         st.records += nrec
         return other
