@@ -18,6 +18,8 @@ import pytest
 from tests.audit_helpers import require_audit
 from tests.ruleskit import Bus, Workers
 from tests.test_ingest_live import start_ingest, stop
+from tiercel.common import bus
+from tiercel.common.wire import decode_events
 from tiercel.ingest.audit.client import AuditControl
 from tiercel.ingest.audit.syscall_set import RULE_KEY
 from tiercel.ingest.audit.syscalls import B64
@@ -39,12 +41,16 @@ def audited() -> set[int]:
         return {n for r in c.list_rules() if RULE_KEY in r.keys() and r.arch() == 0xC000003E for n in r.syscalls()}
 
 
-async def until_alert(b: Bus, argv: list[str], found, what: str, attempts: int = 4) -> dict:
+async def until_alert(b: Bus, argv: list[str], found, what: str, attempts: int = 4, tap: list | None = None) -> dict:
     """Run `argv` until `found()` gives its alert. The kernel may drop audit records on a loaded
     machine (it counts them: kernel drop reports); a lost event is tried again, a missing alert
-    after every attempt fails, with the kernel drops counted meanwhile in the message."""
+    after every attempt fails, with the kernel drops counted meanwhile and what the bus carried
+    of the program's events in the message."""
+    pids = []
     for i in range(attempts):
-        await asyncio.to_thread(subprocess.run, argv, check=True, stdout=subprocess.DEVNULL)
+        p = await asyncio.to_thread(subprocess.Popen, argv, stdout=subprocess.DEVNULL)
+        pids.append(p.pid)
+        assert await asyncio.to_thread(p.wait) == 0
         try:
             got = await b.until(found, 10, what)
         except AssertionError:
@@ -53,8 +59,10 @@ async def until_alert(b: Bus, argv: list[str], found, what: str, attempts: int =
             print(f"{what}: {i + 1} attempts")
         return got
     lost = sum(r.n_drops for r in b.drops if r.stage in ("kernel", "ingest"))
+    seen = [(e.tid, e.code, e.params, e.fd, e.thread and e.thread.comm) for e in (tap or []) if e.tid in pids]
     raise AssertionError(f"no {what} after {attempts} attempts ({lost} events dropped by the kernel/ingest "
-                         f"meanwhile, {len(b.core_alerts)} alerts seen)")
+                         f"meanwhile, {len(b.core_alerts)} alerts seen); pids {pids}; their events on the bus: "
+                         f"{seen[-40:]}")
 
 
 @contextlib.contextmanager
@@ -104,6 +112,11 @@ async def test_default_rules_alert_on_live_events_and_audit_follows_the_ruleset(
         ingest = None
         try:
             await b.ready(1, timeout=120)
+            tap: list = []
+
+            async def on_batch(m) -> None:
+                tap.extend(decode_events(bus.EventBatch.decode(m.data))[0])
+            await b.nc.subscribe(f"{bus.EVENTS_SUBJECT}.>", cb=on_batch)
             ingest = await asyncio.to_thread(start_ingest, nats_broker.url, tmp_path / "ingest")
             # ingest audits what the committed (default) ruleset needs
             # (before it has read the store it audits every translated syscall but the I/O ones)
@@ -130,7 +143,7 @@ async def test_default_rules_alert_on_live_events_and_audit_follows_the_ruleset(
                     **{"fd.name": "/etc/shadow", "proc.name": "cat", "proc.pname": me}), "the /etc/shadow alert")
                 conn = await until_alert(
                     b, [sys.executable, "-c", f"import socket; socket.create_connection(('{addr}', {port})).close()"],
-                    connected, "the outbound connection alert")
+                    connected, "the outbound connection alert", tap=tap)
             assert shell["priority"] == "Notice" and read["priority"] == "Warning"
             assert conn["output_fields"]["fd.l4proto"] == "tcp" and conn["output_fields"]["user.name"] == "root"
             assert read["output_fields"]["user.name"] == "root" and read["hostname"]
