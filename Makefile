@@ -25,7 +25,7 @@ test: $(VENV)/.test
 test-slow: $(VENV)/.test
 	$(PY) -m pytest -q -m slow $(PYTEST_ARGS)
 
-# The fault suite (about 4 min): services as real processes, NATS and a 3-node cluster; figures in
+# The fault suite (about 2 min; CI runs it after make test): services as real processes, NATS and a 3-node cluster; figures in
 # build/faults.json (docs/reliability.md quotes them).
 test-faults: $(VENV)/.test
 	$(PY) -m pytest -q -m 'faults or fault_smoke' -s $(PYTEST_ARGS)
