@@ -28,6 +28,7 @@ counts, as in libsinsp.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 from tiercel.rules.condition import lexer as lx
 from tiercel.rules.condition.errors import ParseError
@@ -118,40 +119,25 @@ class _Parser:
 
     # -- boolean structure --
     def parse_or(self) -> Node:
-        self._push()
-        s = self.s
-        s.blank()
-        start = s.pos
-        children = [self.parse_and()]
-        s.blank()
-        while True:
-            state = s.save()
-            if s.literal("or"):
-                if s.blank():
-                    children.append(self.parse_and())
-                    s.blank()
-                    continue
-                if s.literal("("):
-                    children.append(self._paren_tail())
-                    s.blank()
-                    continue
-                s.restore(state)
-            break
-        self.depth -= 1
-        return children[0] if len(children) == 1 else OrExpr(tuple(children), start, s.src)
+        return self._chain("or", self.parse_and, OrExpr)
 
     def parse_and(self) -> Node:
+        return self._chain("and", self.parse_not, AndExpr)
+
+    def _chain(self, keyword: str, operand: Callable[[], Node], node: type[OrExpr] | type[AndExpr]) -> Node:
+        """`operand (keyword operand)*`; the keyword needs a blank after it unless a '(' follows
+        ("a and(b)" is valid, "a andb" is not)."""
         self._push()
         s = self.s
         s.blank()
         start = s.pos
-        children = [self.parse_not()]
+        children = [operand()]
         s.blank()
         while True:
             state = s.save()
-            if s.literal("and"):
+            if s.literal(keyword):
                 if s.blank():
-                    children.append(self.parse_not())
+                    children.append(operand())
                     s.blank()
                     continue
                 if s.literal("("):
@@ -161,7 +147,7 @@ class _Parser:
                 s.restore(state)
             break
         self.depth -= 1
-        return children[0] if len(children) == 1 else AndExpr(tuple(children), start, s.src)
+        return children[0] if len(children) == 1 else node(tuple(children), start, s.src)
 
     def _paren_tail(self) -> Node:
         """After a consumed '(': Expr ')'."""
