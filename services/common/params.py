@@ -155,26 +155,16 @@ def _dec_fdlist(buf, off, ln):
     return tuple(struct.unpack_from("<qH", buf, off + 2 + 10 * i) for i in range(n))
 
 
-DECODERS: dict[str, Decoder] = {}
-for _name in et.PARAM_TYPES:
-    if _name in _FIXED:
-        DECODERS[_name] = _dec_fixed(_FIXED[_name])
-    elif _name in STRING_TYPES:
-        DECODERS[_name] = _dec_str
-    elif _name == "PT_SOCKADDR":
-        DECODERS[_name] = _dec_sockaddr
-    elif _name == "PT_SOCKTUPLE":
-        DECODERS[_name] = _dec_socktuple
-    elif _name == "PT_FDLIST":
-        DECODERS[_name] = _dec_fdlist
-    elif _name == "PT_IPV4ADDR":
-        DECODERS[_name] = _dec_ipv4
-    elif _name == "PT_IPV6ADDR":
-        DECODERS[_name] = _dec_ipv6
-    elif _name == "PT_IPADDR":
-        DECODERS[_name] = _dec_ipaddr
-    else:
-        DECODERS[_name] = _dec_raw
+_DECODE_SPECIAL: dict[str, Decoder] = {
+    "PT_SOCKADDR": _dec_sockaddr, "PT_SOCKTUPLE": _dec_socktuple, "PT_FDLIST": _dec_fdlist,
+    "PT_IPV4ADDR": _dec_ipv4, "PT_IPV6ADDR": _dec_ipv6, "PT_IPADDR": _dec_ipaddr,
+}
+DECODERS: dict[str, Decoder] = {
+    name: _dec_fixed(_FIXED[name]) if name in _FIXED
+    else _dec_str if name in STRING_TYPES
+    else _DECODE_SPECIAL.get(name, _dec_raw)
+    for name in et.PARAM_TYPES
+}
 
 
 def _dyn_decoder(table: str) -> Decoder:
@@ -269,22 +259,16 @@ def _enc_fdlist(v) -> bytes:
     return _H.pack(len(v)) + b"".join(struct.pack("<qH", fd, fl) for fd, fl in v)
 
 
-ENCODERS: dict[str, Encoder] = {}
-for _name in et.PARAM_TYPES:
-    if _name in _FIXED:
-        ENCODERS[_name] = _enc_fixed(_FIXED[_name])
-    elif _name in STRING_TYPES:
-        ENCODERS[_name] = _enc_str
-    elif _name == "PT_SOCKADDR":
-        ENCODERS[_name] = _enc_sockaddr
-    elif _name == "PT_SOCKTUPLE":
-        ENCODERS[_name] = _enc_socktuple
-    elif _name == "PT_FDLIST":
-        ENCODERS[_name] = _enc_fdlist
-    elif _name in ("PT_IPV4ADDR", "PT_IPV6ADDR", "PT_IPADDR"):
-        ENCODERS[_name] = _enc_ip
-    else:
-        ENCODERS[_name] = _enc_raw
+_ENCODE_SPECIAL: dict[str, Encoder] = {
+    "PT_SOCKADDR": _enc_sockaddr, "PT_SOCKTUPLE": _enc_socktuple, "PT_FDLIST": _enc_fdlist,
+    "PT_IPV4ADDR": _enc_ip, "PT_IPV6ADDR": _enc_ip, "PT_IPADDR": _enc_ip,
+}
+ENCODERS: dict[str, Encoder] = {
+    name: _enc_fixed(_FIXED[name]) if name in _FIXED
+    else _enc_str if name in STRING_TYPES
+    else _ENCODE_SPECIAL.get(name, _enc_raw)
+    for name in et.PARAM_TYPES
+}
 
 
 def _dyn_encoder(table: str) -> Encoder:
