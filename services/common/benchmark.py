@@ -136,6 +136,16 @@ def machine() -> dict[str, Any]:
 
 
 def max_rss_mb() -> float:
+    """Peak RSS of this process's address space (VmHWM). Not ru_maxrss: Linux carries that across
+    fork and exec, so a fresh interpreter started by a big benchmark process reported the parent's
+    peak (the capture suite once showed 330 MB for a reader that needs 70)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 

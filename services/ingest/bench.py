@@ -87,11 +87,12 @@ def _ours(path: str) -> int:
 
 def _rss_reading(path: str) -> float:
     """Peak RSS (MB) of a fresh interpreter reading the file through reader + state engine."""
-    code = ("import resource, sys\n"
+    code = ("import sys\n"
+            "from tiercel.common.benchmark import max_rss_mb\n"
             "from tiercel.ingest.scap.reader import read_scap\n"
             "from tiercel.ingest.state import StateEngine\n"
             "for _ in StateEngine().run(read_scap(sys.argv[1])): pass\n"
-            "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0)\n")
+            "print(max_rss_mb())\n")
     p = subprocess.run([sys.executable, "-c", code, path], capture_output=True, text=True, timeout=3600)
     return float(p.stdout.strip()) if p.returncode == 0 else float("nan")
 
