@@ -150,20 +150,5 @@ class TcapParser:
 def read_tcap(source: str | os.PathLike | BinaryIO | bytes, *, parser: TcapParser | None = None,
               **_kw: Any) -> Iterator[Event]:
     """Every event of a .tcap (gzip or not)."""
-    import io
-
-    from tiercel.ingest.scap.reader import capture_chunks
-    p = parser or TcapParser()
-    if isinstance(source, (bytes, bytearray)):
-        stream: BinaryIO = io.BytesIO(bytes(source))
-    elif isinstance(source, (str, os.PathLike)):
-        stream = open(source, "rb")
-    else:
-        stream = source
-    try:
-        for data in capture_chunks(stream, stats=p.stats):
-            yield from p.feed(data)
-        p.close()
-    finally:
-        if stream is not source:
-            stream.close()
+    from tiercel.ingest.scap.reader import feed_capture
+    return feed_capture(source, parser or TcapParser())

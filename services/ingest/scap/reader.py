@@ -437,7 +437,12 @@ def capture_chunks(f: BinaryIO, chunk: int = CHUNK, stats: dict[str, int] | None
 def read_scap(source: str | os.PathLike | BinaryIO | bytes, parser: ScapParser | None = None,
               chunk: int = CHUNK) -> Iterator[Any]:
     """Every item of a capture (path, open binary stream, or bytes; gzip or not), in order."""
-    p = parser or ScapParser()
+    return feed_capture(source, parser or ScapParser(), chunk)
+
+
+def feed_capture(source: str | os.PathLike | BinaryIO | bytes, parser: Any, chunk: int = CHUNK) -> Iterator[Any]:
+    """The I/O edge of a sans-IO capture parser (`feed`, `close`, `stats`): open the source,
+    feed it its decompressed chunks, yield what it gives."""
     if isinstance(source, (bytes, bytearray)):
         stream: BinaryIO = io.BytesIO(bytes(source))
     elif isinstance(source, (str, os.PathLike)):
@@ -445,9 +450,9 @@ def read_scap(source: str | os.PathLike | BinaryIO | bytes, parser: ScapParser |
     else:
         stream = source
     try:
-        for data in capture_chunks(stream, chunk, p.stats):
-            yield from p.feed(data)
-        p.close()
+        for data in capture_chunks(stream, chunk, parser.stats):
+            yield from parser.feed(data)
+        parser.close()
     finally:
         if stream is not source:
             stream.close()
