@@ -10,7 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from tiercel.rules.alerts import AlertFormatter, iso8601, json_time
+from tiercel.rules.alerts import AlertFormatter, json_time
+from tiercel.rules.condition.output import evt_time_iso8601
 from tiercel.rules.engine import Ruleset, SelectionError, check_plugin_requirements
 from tiercel.rules.loader.collector import Collector
 from tiercel.rules.loader.compiler import Compiled, CompiledRule
@@ -144,7 +145,7 @@ def test_text_alert_line(utc):
     assert f.text(_match()) == "06:13:20.123456789: Warning Sensitive file opened (file=/etc/shadow user=<NA>)"
     f = AlertFormatter({"time_format_iso_8601": True})
     assert f.line(_match()).startswith("2024-06-10T06:13:20.123456789+0000: Warning Sensitive")
-    assert iso8601(5) == "1970-01-01T00:00:00.000000005+0000" and json_time(5) == "1970-01-01T00:00:00.000000005Z"
+    assert evt_time_iso8601(5) == "1970-01-01T00:00:00.000000005+0000" and json_time(5) == "1970-01-01T00:00:00.000000005Z"
 
 
 def test_json_alert(monkeypatch, utc):

@@ -14,20 +14,9 @@ import time as _time
 from collections.abc import Mapping
 from typing import Any
 
+from tiercel.rules.condition.output import evt_time, evt_time_iso8601
+
 PRIORITY_NAMES = ("Emergency", "Alert", "Critical", "Error", "Warning", "Notice", "Informational", "Debug")
-
-
-def _hms(ts: int) -> str:
-    sec, ns = divmod(ts, 1_000_000_000)
-    t = _time.localtime(sec)
-    return f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{ns:09d}"
-
-
-def iso8601(ts: int) -> str:
-    """evt.time.iso8601: UTC with nanoseconds and a +0000 offset."""
-    sec, ns = divmod(ts, 1_000_000_000)
-    t = _time.gmtime(sec)
-    return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{ns:09d}+0000"
 
 
 def json_time(ts: int) -> str:
@@ -57,7 +46,7 @@ class AlertFormatter:
         self.hostname = hostname or o.get("hostname") or default_hostname()
 
     def prefix(self, ts: int, priority: int) -> str:
-        t = iso8601(ts) if self.iso8601 else _hms(ts)
+        t = evt_time_iso8601(ts) if self.iso8601 else evt_time(ts)
         return f"{t}: {PRIORITY_NAMES[priority]}"
 
     def text(self, match: Any) -> str:
