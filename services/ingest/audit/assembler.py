@@ -217,8 +217,24 @@ class Assembler:
         finish = self._finish
         other = 0
         nrec = 0
+        # The records of one event nearly always arrive one after the other: `cur` is the
+        # `audit(stamp):` prefix of the event the last record went to, and a record starting with
+        # it goes to the same event with no search, slice or lookup.
+        cur = b"\xff"
+        cur_ev: AuditEvent | None = None
+        off = 0
         for d in datagrams:
             nrec += 1
+            if d.startswith(cur, 16):
+                if d[4] == 0x28 and d[5] == 0x05:  # AUDIT_EOE (1320)
+                    del opened[cur_ev.stamp]  # type: ignore[union-attr]
+                    out.append(finish(cur_ev, True))  # type: ignore[arg-type]
+                    cur = b"\xff"
+                    continue
+                start = off + 1 if len(d) > off and d[off] == 32 else off
+                body = d[start:].rstrip(b"\0") if d[-1] == 0 else d[start:]
+                cur_ev.records.append((d[4] | d[5] << 8, body))  # type: ignore[union-attr]
+                continue
             if not d.startswith(b"audit(", 16):
                 if len(d) >= 16 and d[4] | d[5] << 8 < 1100:  # netlink control (ack, error): no record
                     other += 1
@@ -252,11 +268,12 @@ class Assembler:
             if rtype == _EOE:
                 del opened[stamp]
                 out.append(finish(ev, True))
+                cur = b"\xff"
                 continue
-            if d[-1] == 0:
-                body = d[end + 3 if d[end + 2] == 32 else end + 2:].rstrip(b"\0")
-            else:
-                body = d[end + 3 if d[end + 2] == 32 else end + 2:]
+            off = end + 2
+            cur, cur_ev = d[16:off], ev
+            start = off + 1 if len(d) > off and d[off] == 32 else off  # a record may end at its stamp
+            body = d[start:].rstrip(b"\0") if d[-1] == 0 else d[start:]
             ev.records.append((rtype, body))
         st.records += nrec
         return other

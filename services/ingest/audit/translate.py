@@ -41,8 +41,14 @@ _O_TMPFILE_LINUX = 0o20000000
 PPM_O_F_CREATED = 16384
 
 
+_OFLAGS_SEEN: dict[int, int] = {}  # flags values repeat: each is converted once
+
+
 def open_flags_to_ppm(flags: int) -> int:
     """Linux open(2) flags -> PPM_O_* (RDONLY 1, WRONLY 2, RDWR 3, CREAT 4, ...)."""
+    ppm = _OFLAGS_SEEN.get(flags)
+    if ppm is not None:
+        return ppm
     acc = flags & 3
     ppm = {0: 1, 1: 2, 2: 3}.get(acc, 0)
     for lin, p in _O_FLAGS:
@@ -52,6 +58,8 @@ def open_flags_to_ppm(flags: int) -> int:
         ppm |= 128
     if flags & _O_TMPFILE_LINUX:
         ppm = (ppm | 8192) & ~1024
+    if len(_OFLAGS_SEEN) < 4096:
+        _OFLAGS_SEEN[flags] = ppm
     return ppm
 
 
@@ -605,6 +613,9 @@ _NPARAMS = {c: et.info(c).nparams for c in CODES.values()}
 
 _B64_NAMES = {v: k for k, v in B64.items()}
 _X86_64 = b"c000003e"
+_X86_64_CALLS: dict[bytes, tuple] = {
+    str(nr).encode(): (name, BUILDERS.get(name), code, _NPARAMS[code] if code is not None else 0)
+    for nr, name in _B64_NAMES.items() for code in [CODES.get(EVENT_NAME.get(name, name))]}
 _TTY_MAJOR = {b"pts": 136, b"ttyS": 4, b"tty": 4}
 
 
@@ -661,19 +672,28 @@ class Translator:
         if g is None:
             self.garbled += 1
             return None
+        # x86_64, by the syscall number as the record writes it: name, builder, code, nparams
+        hit = _X86_64_CALLS.get(g[1]) if g[0] == _X86_64 else None
+        if hit is None:
+            try:
+                nr = int(g[1])
+            except ValueError:
+                self.garbled += 1
+                return None
+            name = _B64_NAMES.get(nr) if g[0] == _X86_64 else (syscall_name(_num(g[0], 16), nr) or f"#{nr}")
+            build = BUILDERS.get(name)  # type: ignore[arg-type]
+            code = CODES.get(EVENT_NAME.get(name, name))  # type: ignore[arg-type]
+            n = _NPARAMS[code] if code is not None else 0
+        else:
+            name, build, code, n = hit
         try:
-            nr = int(g[1])
             pid = int(g[9])
         except ValueError:
             self.garbled += 1
             return None
-        name = _B64_NAMES.get(nr) if g[0] == _X86_64 else (syscall_name(_num(g[0], 16), nr) or f"#{nr}")
         if pid in self.exclude:
             self.own += 1
             return None
-        build = BUILDERS.get(name)  # type: ignore[arg-type]
-        ev_name = EVENT_NAME.get(name, name)  # type: ignore[arg-type]
-        code = CODES.get(ev_name)  # type: ignore[arg-type]
         if build is None or code is None:
             self.untranslated[name] = self.untranslated.get(name, 0) + 1  # type: ignore[index]
             return None
@@ -682,7 +702,6 @@ class Translator:
         except ValueError:  # a token that is not the number the layout promises
             self.garbled += 1
             return None
-        n = _NPARAMS[code]
         if len(params) != n:
             if len(params) < n:
                 params.extend([None] * (n - len(params)))
