@@ -46,28 +46,30 @@ class FdInfo:
         "role",       # sockets: "client", "server", or "" while neither (libsinsp's role)
     )
 
-    def __init__(self, num: int = -1, type: str = "", name: str = "", **kw: Any):
+    def __init__(self, num: int = -1, type: str = "", name: str = "", *, nameraw: str = "", flags: int = 0,
+                 mode: int = 0, dev: int = 0, ino: int = 0, l4proto: str = "", cip: Any = None,
+                 cport: Any = None, sip: Any = None, sport: Any = None, is_server: bool = False,
+                 connected: bool = False, pid: int = 0, usrc: int = 0, udst: int = 0,
+                 role: str | None = None):
         self.num = num
         self.type = type
         self.name = name
-        self.nameraw = kw.pop("nameraw", "")
-        self.flags = kw.pop("flags", 0)
-        self.mode = kw.pop("mode", 0)
-        self.dev = kw.pop("dev", 0)
-        self.ino = kw.pop("ino", 0)
-        self.l4proto = kw.pop("l4proto", "")
-        self.cip = kw.pop("cip", None)
-        self.cport = kw.pop("cport", None)
-        self.sip = kw.pop("sip", None)
-        self.sport = kw.pop("sport", None)
-        self.is_server = kw.pop("is_server", False)
-        self.connected = kw.pop("connected", False)
-        self.pid = kw.pop("pid", 0)
-        self.usrc = kw.pop("usrc", 0)
-        self.udst = kw.pop("udst", 0)
-        self.role = kw.pop("role", "server" if self.is_server else "")
-        if kw:
-            raise TypeError(f"unknown FdInfo attributes: {', '.join(kw)}")
+        self.nameraw = nameraw
+        self.flags = flags
+        self.mode = mode
+        self.dev = dev
+        self.ino = ino
+        self.l4proto = l4proto
+        self.cip = cip
+        self.cport = cport
+        self.sip = sip
+        self.sport = sport
+        self.is_server = is_server
+        self.connected = connected
+        self.pid = pid
+        self.usrc = usrc
+        self.udst = udst
+        self.role = role if role is not None else ("server" if is_server else "")
 
     def __repr__(self) -> str:
         return f"FdInfo({self.num}, {self.type!r}, {self.name!r})"

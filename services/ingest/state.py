@@ -73,6 +73,9 @@ def container_id_from_cgroups(cgroups: Iterable[str]) -> str:
     return ""
 
 
+_OPEN_PARAMS = ("name", "path", "flags", "mode", "dirfd", "dev", "ino")
+
+
 def concatenate_paths(cwd: str, path: str) -> str:
     """libsinsp's path resolution: absolute paths normalised, relative ones joined to cwd."""
     if not path:
@@ -85,6 +88,10 @@ def concatenate_paths(cwd: str, path: str) -> str:
 
 
 def _norm(path: str) -> str:
+    # An absolute path with no empty, "." or ".." component and no trailing slash is already
+    # normal (most paths are): normpath would return it unchanged.
+    if path[:1] == "/" and "//" not in path and "/." not in path and (path[-1:] != "/" or path == "/"):
+        return path
     n = posixpath.normpath(path)
     if n.startswith("//"):
         n = "/" + n.lstrip("/")
@@ -357,6 +364,10 @@ class StateEngine:
             spec[c] = (info.dir == ">", bool(fl & fdrel_mask), bool(fl & et.EF_USES_FD),
                        info.fd_param, handlers.get(c), skip)
         self._spec = spec
+        self._pidx = [info.param_index for info in et.EVENTS]  # per code: param name -> index
+        # per open-like exit code: indices of name, path, flags, mode, dirfd, dev, ino (None: absent)
+        self._open_ix = {c: tuple(et.EVENTS[c].param_index.get(k) for k in _OPEN_PARAMS)
+                         for c, h in handlers.items() if h == self._on_open_exit}
         self._fd_only = frozenset(fd_only)
         vm_attrs = {"vm_size": "vmsize_kb", "vm_rss": "vmrss_kb", "vm_swap": "vmswap_kb",
                     "pgft_maj": "pfmajor", "pgft_min": "pfminor"}
@@ -494,11 +505,11 @@ class StateEngine:
         return None
 
     def _param(self, ev: Event, name: str, default: Any = None) -> Any:
-        info = et.EVENTS[ev.code]
-        i = info.param_index.get(name)
-        if i is None or i >= len(ev.params):
+        i = self._pidx[ev.code].get(name)
+        p = ev.params
+        if i is None or i >= len(p):
             return default
-        v = ev.params[i]
+        v = p[i]
         return default if v is None else v
 
     def _enter_param(self, t: ThreadInfo, ev: Event, name: str) -> Any:
@@ -512,27 +523,43 @@ class StateEngine:
         return None
 
     def _on_open_exit(self, ev: Event, t: ThreadInfo) -> None:
-        fd = self._res(ev)
+        p = ev.params
+        fd = p[0] if p and type(p[0]) is int else None
         if t is None or fd is None or fd < 0:
             return
-        name = self._enter_param(t, ev, "name")
+        # the parameters by precomputed index; a missing one comes from the enter event
+        # (old captures) as `_enter_param` finds it
+        i_name, i_path, i_flags, i_mode, i_dirfd, i_dev, i_ino = self._open_ix[ev.code]
+        n = len(p)
+        name = p[i_name] if i_name is not None and i_name < n else None
         if name is None:
-            name = self._param(ev, "path")
-        flags = self._enter_param(t, ev, "flags") or 0
-        mode = self._enter_param(t, ev, "mode") or 0
+            name = self._enter_param(t, ev, "name")
+            if name is None:
+                name = self._param(ev, "path")
+        flags = p[i_flags] if i_flags is not None and i_flags < n else None
+        if flags is None:
+            flags = self._enter_param(t, ev, "flags")
+        flags = flags or 0
+        mode = p[i_mode] if i_mode is not None and i_mode < n else None
+        if mode is None:
+            mode = self._enter_param(t, ev, "mode")
+        mode = mode or 0
         raw = name or ""
-        info = et.EVENTS[ev.code]
-        if "dirfd" in info.param_index:
-            dirfd = self._enter_param(t, ev, "dirfd")
+        if i_dirfd is not None:
+            dirfd = p[i_dirfd] if i_dirfd < n else None
+            if dirfd is None:
+                dirfd = self._enter_param(t, ev, "dirfd")
             base = self._dir_of(t, dirfd)
-        elif info.name == "open_by_handle_at":
+        elif et.EVENTS[ev.code].name == "open_by_handle_at":
             base = ""
         else:
             base = self._cwd(t)
         full = concatenate_paths(base, raw) if raw else raw
         typ = "directory" if flags & O_DIRECTORY else "file"
-        f = FdInfo(fd, typ, full, nameraw=raw, flags=flags, mode=mode,
-                   dev=self._param(ev, "dev", 0), ino=self._param(ev, "ino", 0))
+        dev = p[i_dev] if i_dev is not None and i_dev < n else None
+        ino = p[i_ino] if i_ino is not None and i_ino < n else None
+        f = FdInfo(fd, typ, full, nameraw=raw, flags=flags, mode=mode, dev=0 if dev is None else dev,
+                   ino=0 if ino is None else ino)
         self._add_fd(t, ev, f)
 
     def _cwd(self, t: ThreadInfo) -> str:
