@@ -139,4 +139,15 @@ def test_undecodable_strings_survive():
     e = Event(1, 1, 1, et.PPME["PPME_SYSCALL_OPEN_X"], [3, "/tmp/\udcff\udcfe", 1, 0])
     (d,), _ = decode_events([encode_event(e)])
     assert d.params[1] == "/tmp/\udcff\udcfe"
+    # the same bytes as one msgpack writer with surrogateescape for every item, whichever path
+    # the encoder took (strict UTF-8 first, surrogateescape when a string needs it)
+    t = ThreadInfo(1, 1, 0, comm="caf\udce9", exe="x")
+    t.main = t
+    plain = Event(2, 1, 1, et.PPME["PPME_SYSCALL_OPEN_X"], [3, "/tmp/café", 1, 0])
+    for ev in (e, plain):
+        ev.thread = t
+        item = encode_event(ev)
+        again = msgpack.Packer(use_bin_type=True, unicode_errors="surrogateescape").pack(
+            msgpack.unpackb(item, raw=False, unicode_errors="surrogateescape", strict_map_key=False))
+        assert item == again
     assert ipaddress.ip_address("::1")

@@ -27,6 +27,9 @@ MAX_DEPTH = 16  # ancestors carried per thread snapshot
 
 _packer = msgpack.Packer(use_bin_type=True, unicode_errors="surrogateescape", autoreset=True)
 _pack = _packer.pack
+# Strings without lone surrogates (nearly all) encode the same either way; msgpack's strict UTF-8
+# path is the faster one, so it goes first and raises UnicodeEncodeError for the others.
+_pack_strict = msgpack.Packer(use_bin_type=True, autoreset=True).pack
 
 # Item layout (a msgpack array).
 # [0] version, [1] num, [2] ts, [3] tid, [4] cpu, [5] code, [6] params, [7] thread, [8] fd,
@@ -131,8 +134,16 @@ class Encoder:
         code = ev.code
         if t is not None and 0 <= code < len(_FD_PARAMS):
             fdp, fdl = _FD_PARAMS[code]
-            if fdp or fdl:
+            if fdl or len(fdp) > 1:
                 refs = _referenced_fds(ev, t, fdp, fdl)
+            elif fdp:  # one fd parameter (most events): often the event's own fd, or none
+                i = fdp[0]
+                p = ev.params
+                v = p[i] if i < len(p) else None
+                if type(v) is int and v >= 0:
+                    o = t.fds.get(v)
+                    if o is not None and o is not f:
+                        refs = [_fd_snapshot(o)]
         flags = (1 if ev.fdrel else 0) | (2 if ev.fd_name_changed else 0) | (ev.dump_flags << 8)
         extra = ev.extra
         if extra is not None and "fds" in extra:
@@ -140,6 +151,12 @@ class Encoder:
         item = [WIRE_VERSION, ev.num, ev.ts, ev.tid, ev.cpu, code, ev.params, th,
                 _fd_snapshot(f) if f is not None else None, ev.fdnum, flags, ev.latency, extra or None,
                 refs, ev.source, ev.payload]
+        try:
+            return _pack_strict(item)
+        except UnicodeEncodeError:
+            pass
+        except (OverflowError, ValueError):
+            return _pack_carryable(item)
         try:
             return _pack(item)
         except (OverflowError, ValueError):
