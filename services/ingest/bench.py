@@ -5,7 +5,9 @@ The capture is written with our writer by looping a real capture's events (../sh
 timestamps, under the real capture's process list. Figures, each side by side with sysdig in the
 same run: events/s of read + state (ours) vs `sysdig -r FILE -q` (sysdig parses and keeps state,
 prints nothing); the ratio (target >= 1.0); and peak RSS reading the file and a 3x larger one
-(memory must stay flat in file size).
+(memory must stay flat in file size). A third figure bounds what any pure-Python reader could
+reach: a loop that only walks the file's blocks and unpacks each event's header (no parameters,
+no state, the file already in memory), with its own ratio to sysdig.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import os
 import resource
 import statistics
+import struct
 import subprocess
 import sys
 import time
@@ -85,6 +88,20 @@ def _ours(path: str) -> int:
     return n
 
 
+def _walk_headers(buf: bytes) -> int:
+    """Every event block's header unpacked, nothing else: the floor of a Python reader's cost."""
+    block, header = struct.Struct("<II").unpack_from, struct.Struct("<QQIH").unpack_from
+    from tiercel.ingest.scap.blocks import EV_BLOCKS as events
+    off, n, end = 0, 0, len(buf)
+    while off < end:
+        btype, blen = block(buf, off)
+        if btype in events:
+            header(buf, off + 8)
+            n += 1
+        off += blen
+    return n
+
+
 def _rss_reading(path: str) -> float:
     """Peak RSS (MB) of a fresh interpreter reading the file through reader + state engine."""
     code = ("import sys\n"
@@ -136,6 +153,12 @@ def bench(ctx: BenchContext) -> list[Result]:
         res.reference.extra["cpu_events_per_s"] = round(statistics.median(cpu_theirs[-ctx.runs:]))
     res.target = res.reference.median if res.reference is not None else None  # ratio >= 1.0
     out = [res]
+
+    data = Path(path).read_bytes()
+    floor = Result("floor: walk event headers only (pure Python, file in memory)", "events/s",
+                   ctx.measure(lambda: _walk_headers(data)))
+    floor.reference = res.reference
+    out.append(floor)
 
     # memory flat in file size: the same capture and one three times as long
     big = os.path.join(ctx.workdir, "bench3.scap")
