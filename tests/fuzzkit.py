@@ -410,8 +410,9 @@ def fuzz_rules_file(content: str | bytes) -> None:
 
 @functools.cache
 def _scap_seeds() -> list[bytes]:
-    """Small captures written by Tiercel's writer (threads, fds, events of several kinds), plus
-    the small conformance captures when ../shared is beside the checkout."""
+    """Small captures written by Tiercel's writer (threads, fds, events of several kinds; one of
+    them big-endian, as an s390x host writes it), plus the small conformance captures when
+    ../shared is beside the checkout."""
     from tests.conftest import CONFORMANCE
     from tests.ruleskit import open_event
     from tiercel.common import eventtable as et
@@ -419,9 +420,9 @@ def _scap_seeds() -> list[bytes]:
     from tiercel.ingest.scap.writer import ScapWriter
 
     seeds = []
-    for n in (1, 3):
+    for n, byteorder in ((1, "little"), (3, "little"), (3, "big")):
         buf = io.BytesIO()
-        w = ScapWriter(buf)
+        w = ScapWriter(buf, byteorder=byteorder)
         evs = [open_event(i, "cat", f"/etc/f{i}") for i in range(n)]
         w.write_header(threads=[evs[0].thread, evs[0].thread.parent])
         for ev in evs:

@@ -14,7 +14,11 @@ agree on what a parameter value is:
 - an empty parameter (length 0, "not available") -> None
 - a fixed-size parameter whose length is wrong -> the raw bytes (never guess)
 
-Addresses are network order on the wire, ports host (little-endian) order, as libs writes them.
+Every integer is in the producer's byte order: little-endian almost always, big-endian in a
+section written on a big-endian host (s390x). Each table exists for both orders (`ORDERS`: "<"
+little, ">" big), built once, so a reader picks a whole table per section and never branches
+per value. IP addresses are network-order bytes in both; ports are host order, so they follow the
+section's byte order like every other integer.
 """
 
 from __future__ import annotations
@@ -34,10 +38,17 @@ AF_INET6 = 10
 ENC = "utf-8"
 ERRORS = "surrogateescape"
 
-_FIXED: dict[str, struct.Struct] = {}
-for _name, (_val, _kind, _size, _code) in et.PARAM_TYPES.items():
-    if _kind == "fixed" and _code:
-        _FIXED[_name] = struct.Struct("<" + _code)
+ORDERS = ("<", ">")  # struct prefixes: little-endian, big-endian
+BYTEORDERS = {"little": "<", "big": ">"}  # int.to_bytes names -> struct prefixes
+
+
+def _fixed_structs(order: str) -> dict[str, struct.Struct]:
+    return {name: struct.Struct(order + code) for name, (_val, kind, _size, code) in et.PARAM_TYPES.items()
+            if kind == "fixed" and code}
+
+
+FIXED_BY_ORDER: dict[str, dict[str, struct.Struct]] = {o: _fixed_structs(o) for o in ORDERS}
+_FIXED = FIXED_BY_ORDER["<"]
 
 STRING_TYPES = frozenset({"PT_CHARBUF", "PT_FSPATH", "PT_FSRELPATH"})
 RAW_TYPES = frozenset({"PT_BYTEBUF", "PT_CHARBUFARRAY", "PT_CHARBUF_PAIR_ARRAY", "PT_IPV4NET",
@@ -45,11 +56,6 @@ RAW_TYPES = frozenset({"PT_BYTEBUF", "PT_CHARBUFARRAY", "PT_CHARBUF_PAIR_ARRAY",
 
 Decoder = Callable[[Any, int, int], Any]  # (buffer, offset, length) -> value
 Encoder = Callable[[Any], bytes]
-
-_H = struct.Struct("<H")
-_Q = struct.Struct("<Q")
-_q = struct.Struct("<q")
-
 
 def _dec_fixed(st: struct.Struct) -> Decoder:
     size = st.size
@@ -111,64 +117,74 @@ def _cstr(buf, off: int, end: int) -> str:
     return b.decode(ENC, ERRORS)
 
 
-def _dec_sockaddr(buf, off, ln):
-    if ln == 0:
-        return None
-    fam = buf[off]
-    if fam == AF_INET and ln >= 7:
-        return (fam, _ip4(buf[off + 1:off + 5]), _H.unpack_from(buf, off + 5)[0])
-    if fam == AF_INET6 and ln >= 19:
-        return (fam, _ip6(buf[off + 1:off + 17]), _H.unpack_from(buf, off + 17)[0])
-    if fam == AF_UNIX:
-        return (fam, _cstr(buf, off + 1, off + ln))
-    if ln == 1:
-        return (fam,)
-    return bytes(buf[off:off + ln])
+def _special_decoders(order: str) -> dict[str, Decoder]:
+    """The composite types whose integers (ports, unix socket pointers, fd list entries) follow
+    the byte order; their addresses are network-order bytes whatever the order."""
+    port = struct.Struct(order + "H").unpack_from
+    ptr = struct.Struct(order + "Q").unpack_from
+    count = struct.Struct(order + "H").unpack_from
+    entry = struct.Struct(order + "qH").unpack_from
 
-
-def _dec_socktuple(buf, off, ln):
-    if ln == 0:
-        return None
-    fam = buf[off]
-    if fam == AF_INET and ln >= 13:
-        return (fam, _ip4(buf[off + 1:off + 5]), _H.unpack_from(buf, off + 5)[0],
-                _ip4(buf[off + 7:off + 11]), _H.unpack_from(buf, off + 11)[0])
-    if fam == AF_INET6 and ln >= 37:
-        return (fam, _ip6(buf[off + 1:off + 17]), _H.unpack_from(buf, off + 17)[0],
-                _ip6(buf[off + 19:off + 35]), _H.unpack_from(buf, off + 35)[0])
-    if fam == AF_UNIX and ln >= 17:
-        return (fam, _Q.unpack_from(buf, off + 1)[0], _Q.unpack_from(buf, off + 9)[0],
-                _cstr(buf, off + 17, off + ln))
-    if ln == 1:
-        return (fam,)
-    return bytes(buf[off:off + ln])
-
-
-def _dec_fdlist(buf, off, ln):
-    if ln == 0:
-        return None
-    if ln < 2:
+    def sockaddr(buf, off, ln):
+        if ln == 0:
+            return None
+        fam = buf[off]
+        if fam == AF_INET and ln >= 7:
+            return (fam, _ip4(buf[off + 1:off + 5]), port(buf, off + 5)[0])
+        if fam == AF_INET6 and ln >= 19:
+            return (fam, _ip6(buf[off + 1:off + 17]), port(buf, off + 17)[0])
+        if fam == AF_UNIX:
+            return (fam, _cstr(buf, off + 1, off + ln))
+        if ln == 1:
+            return (fam,)
         return bytes(buf[off:off + ln])
-    n = _H.unpack_from(buf, off)[0]
-    if 2 + n * 10 != ln:
+
+    def socktuple(buf, off, ln):
+        if ln == 0:
+            return None
+        fam = buf[off]
+        if fam == AF_INET and ln >= 13:
+            return (fam, _ip4(buf[off + 1:off + 5]), port(buf, off + 5)[0],
+                    _ip4(buf[off + 7:off + 11]), port(buf, off + 11)[0])
+        if fam == AF_INET6 and ln >= 37:
+            return (fam, _ip6(buf[off + 1:off + 17]), port(buf, off + 17)[0],
+                    _ip6(buf[off + 19:off + 35]), port(buf, off + 35)[0])
+        if fam == AF_UNIX and ln >= 17:
+            return (fam, ptr(buf, off + 1)[0], ptr(buf, off + 9)[0], _cstr(buf, off + 17, off + ln))
+        if ln == 1:
+            return (fam,)
         return bytes(buf[off:off + ln])
-    return tuple(struct.unpack_from("<qH", buf, off + 2 + 10 * i) for i in range(n))
+
+    def fdlist(buf, off, ln):
+        if ln == 0:
+            return None
+        if ln < 2:
+            return bytes(buf[off:off + ln])
+        n = count(buf, off)[0]
+        if 2 + n * 10 != ln:
+            return bytes(buf[off:off + ln])
+        return tuple(entry(buf, off + 2 + 10 * i) for i in range(n))
+
+    return {"PT_SOCKADDR": sockaddr, "PT_SOCKTUPLE": socktuple, "PT_FDLIST": fdlist,
+            "PT_IPV4ADDR": _dec_ipv4, "PT_IPV6ADDR": _dec_ipv6, "PT_IPADDR": _dec_ipaddr}
 
 
-_DECODE_SPECIAL: dict[str, Decoder] = {
-    "PT_SOCKADDR": _dec_sockaddr, "PT_SOCKTUPLE": _dec_socktuple, "PT_FDLIST": _dec_fdlist,
-    "PT_IPV4ADDR": _dec_ipv4, "PT_IPV6ADDR": _dec_ipv6, "PT_IPADDR": _dec_ipaddr,
-}
-DECODERS: dict[str, Decoder] = {
-    name: _dec_fixed(_FIXED[name]) if name in _FIXED
-    else _dec_str if name in STRING_TYPES
-    else _DECODE_SPECIAL.get(name, _dec_raw)
-    for name in et.PARAM_TYPES
-}
+def _decoders(order: str) -> dict[str, Decoder]:
+    fixed = FIXED_BY_ORDER[order]
+    special = _special_decoders(order)
+    return {name: _dec_fixed(fixed[name]) if name in fixed
+            else _dec_str if name in STRING_TYPES
+            else special.get(name, _dec_raw)
+            for name in et.PARAM_TYPES}
 
 
-def _dyn_decoder(table: str) -> Decoder:
-    rows = [DECODERS[t] for t, _fmt in et.DYN_TABLES[table]]
+DECODERS_BY_ORDER: dict[str, dict[str, Decoder]] = {o: _decoders(o) for o in ORDERS}
+DECODERS = DECODERS_BY_ORDER["<"]
+
+
+def _dyn_decoder(table: str, order: str) -> Decoder:
+    decs = DECODERS_BY_ORDER[order]
+    rows = [decs[t] for t, _fmt in et.DYN_TABLES[table]]
 
     def dec(buf, off, ln):
         if ln == 0:
@@ -180,11 +196,11 @@ def _dyn_decoder(table: str) -> Decoder:
     return dec
 
 
-def decoder(p: et.ParamInfo) -> Decoder:
-    """The decoder of one schema parameter."""
+def decoder(p: et.ParamInfo, order: str = "<") -> Decoder:
+    """The decoder of one schema parameter, for a section of byte order `order` ("<" or ">")."""
     if p.type == "PT_DYN" and p.dyn:
-        return _dyn_decoder(p.dyn)
-    return DECODERS[p.type]
+        return _dyn_decoder(p.dyn, order)
+    return DECODERS_BY_ORDER[order][p.type]
 
 
 # --- encoding (the exact inverse) ---------------------------------------------------------------
@@ -225,54 +241,62 @@ def _enc_ip(v) -> bytes:
     return _pton(v)
 
 
-def _enc_sockaddr(v) -> bytes:
-    if v is None:
-        return b""
-    if isinstance(v, (bytes, bytearray)):
-        return bytes(v)
-    fam = v[0]
-    if fam in (AF_INET, AF_INET6) and len(v) == 3:
-        return bytes((fam,)) + _pton(v[1]) + _H.pack(v[2])
-    if fam == AF_UNIX and len(v) == 2:
-        return bytes((fam,)) + v[1].encode(ENC, ERRORS) + b"\0"
-    return bytes((fam,))
+def _special_encoders(order: str) -> dict[str, Encoder]:
+    port = struct.Struct(order + "H").pack
+    ptr = struct.Struct(order + "Q").pack
+    entry = struct.Struct(order + "qH").pack
+
+    def sockaddr(v) -> bytes:
+        if v is None:
+            return b""
+        if isinstance(v, (bytes, bytearray)):
+            return bytes(v)
+        fam = v[0]
+        if fam in (AF_INET, AF_INET6) and len(v) == 3:
+            return bytes((fam,)) + _pton(v[1]) + port(v[2])
+        if fam == AF_UNIX and len(v) == 2:
+            return bytes((fam,)) + v[1].encode(ENC, ERRORS) + b"\0"
+        return bytes((fam,))
+
+    def socktuple(v) -> bytes:
+        if v is None:
+            return b""
+        if isinstance(v, (bytes, bytearray)):
+            return bytes(v)
+        fam = v[0]
+        if fam in (AF_INET, AF_INET6) and len(v) == 5:
+            return bytes((fam,)) + _pton(v[1]) + port(v[2]) + _pton(v[3]) + port(v[4])
+        if fam == AF_UNIX and len(v) == 4:
+            return bytes((fam,)) + ptr(v[1]) + ptr(v[2]) + v[3].encode(ENC, ERRORS) + b"\0"
+        return bytes((fam,))
+
+    def fdlist(v) -> bytes:
+        if v is None:
+            return b""
+        if isinstance(v, (bytes, bytearray)):
+            return bytes(v)
+        return port(len(v)) + b"".join(entry(fd, fl) for fd, fl in v)
+
+    return {"PT_SOCKADDR": sockaddr, "PT_SOCKTUPLE": socktuple, "PT_FDLIST": fdlist,
+            "PT_IPV4ADDR": _enc_ip, "PT_IPV6ADDR": _enc_ip, "PT_IPADDR": _enc_ip}
 
 
-def _enc_socktuple(v) -> bytes:
-    if v is None:
-        return b""
-    if isinstance(v, (bytes, bytearray)):
-        return bytes(v)
-    fam = v[0]
-    if fam in (AF_INET, AF_INET6) and len(v) == 5:
-        return bytes((fam,)) + _pton(v[1]) + _H.pack(v[2]) + _pton(v[3]) + _H.pack(v[4])
-    if fam == AF_UNIX and len(v) == 4:
-        return bytes((fam,)) + _Q.pack(v[1]) + _Q.pack(v[2]) + v[3].encode(ENC, ERRORS) + b"\0"
-    return bytes((fam,))
+def _encoders(order: str) -> dict[str, Encoder]:
+    fixed = FIXED_BY_ORDER[order]
+    special = _special_encoders(order)
+    return {name: _enc_fixed(fixed[name]) if name in fixed
+            else _enc_str if name in STRING_TYPES
+            else special.get(name, _enc_raw)
+            for name in et.PARAM_TYPES}
 
 
-def _enc_fdlist(v) -> bytes:
-    if v is None:
-        return b""
-    if isinstance(v, (bytes, bytearray)):
-        return bytes(v)
-    return _H.pack(len(v)) + b"".join(struct.pack("<qH", fd, fl) for fd, fl in v)
+ENCODERS_BY_ORDER: dict[str, dict[str, Encoder]] = {o: _encoders(o) for o in ORDERS}
+ENCODERS = ENCODERS_BY_ORDER["<"]
 
 
-_ENCODE_SPECIAL: dict[str, Encoder] = {
-    "PT_SOCKADDR": _enc_sockaddr, "PT_SOCKTUPLE": _enc_socktuple, "PT_FDLIST": _enc_fdlist,
-    "PT_IPV4ADDR": _enc_ip, "PT_IPV6ADDR": _enc_ip, "PT_IPADDR": _enc_ip,
-}
-ENCODERS: dict[str, Encoder] = {
-    name: _enc_fixed(_FIXED[name]) if name in _FIXED
-    else _enc_str if name in STRING_TYPES
-    else _ENCODE_SPECIAL.get(name, _enc_raw)
-    for name in et.PARAM_TYPES
-}
-
-
-def _dyn_encoder(table: str) -> Encoder:
-    rows = [ENCODERS[t] for t, _fmt in et.DYN_TABLES[table]]
+def _dyn_encoder(table: str, order: str) -> Encoder:
+    encs = ENCODERS_BY_ORDER[order]
+    rows = [encs[t] for t, _fmt in et.DYN_TABLES[table]]
 
     def enc(v) -> bytes:
         if v is None:
@@ -284,44 +308,44 @@ def _dyn_encoder(table: str) -> Encoder:
     return enc
 
 
-def encoder(p: et.ParamInfo) -> Encoder:
+def encoder(p: et.ParamInfo, order: str = "<") -> Encoder:
     if p.type == "PT_DYN" and p.dyn:
-        return _dyn_encoder(p.dyn)
-    return ENCODERS[p.type]
+        return _dyn_encoder(p.dyn, order)
+    return ENCODERS_BY_ORDER[order][p.type]
 
 
-# Per-code plans, built on first use.
-_DEC_PLANS: dict[int, tuple[Decoder, ...]] = {}
-_ENC_PLANS: dict[int, tuple[Encoder, ...]] = {}
+# Per-(code, order) plans, built on first use.
+_DEC_PLANS: dict[tuple[int, str], tuple[Decoder, ...]] = {}
+_ENC_PLANS: dict[tuple[int, str], tuple[Encoder, ...]] = {}
 
 
-def decoders_for(code: int) -> tuple[Decoder, ...]:
-    plan = _DEC_PLANS.get(code)
+def decoders_for(code: int, order: str = "<") -> tuple[Decoder, ...]:
+    plan = _DEC_PLANS.get((code, order))
     if plan is None:
         info = et.info(code)
-        plan = tuple(decoder(p) for p in info.params) if info else ()
-        _DEC_PLANS[code] = plan
+        plan = tuple(decoder(p, order) for p in info.params) if info else ()
+        _DEC_PLANS[code, order] = plan
     return plan
 
 
-def encoders_for(code: int) -> tuple[Encoder, ...]:
-    plan = _ENC_PLANS.get(code)
+def encoders_for(code: int, order: str = "<") -> tuple[Encoder, ...]:
+    plan = _ENC_PLANS.get((code, order))
     if plan is None:
         info = et.info(code)
-        plan = tuple(encoder(p) for p in info.params) if info else ()
-        _ENC_PLANS[code] = plan
+        plan = tuple(encoder(p, order) for p in info.params) if info else ()
+        _ENC_PLANS[code, order] = plan
     return plan
 
 
-def encode_params(code: int, params) -> list[bytes]:
+def encode_params(code: int, params, order: str = "<") -> list[bytes]:
     """Wire bytes of each parameter of an event (params beyond the schema must be bytes)."""
-    encs = encoders_for(code)
+    encs = encoders_for(code, order)
     n = len(encs)
     return [encs[i](v) if i < n else _enc_raw(v) for i, v in enumerate(params)]
 
 
-def decode_param(code: int, index: int, raw: bytes) -> Any:
-    encs = decoders_for(code)
-    if index >= len(encs):
+def decode_param(code: int, index: int, raw: bytes, order: str = "<") -> Any:
+    decs = decoders_for(code, order)
+    if index >= len(decs):
         return raw
-    return encs[index](raw, 0, len(raw))
+    return decs[index](raw, 0, len(raw))

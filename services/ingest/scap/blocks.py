@@ -4,6 +4,10 @@ user, process and fd lists), parsed from a block body into the state engine's se
 Layouts: ../shared/reference/scap-format.md sections 2-7. Every parser takes the block body
 (bytes between the 8-byte block header and the trailer) and never reads past it; a short or
 malformed entry raises `ScapError`, which the reader turns into a counted skip of the block.
+
+Byte order is the section's (its SHB magic decides): every parser takes `order` ("<" little-endian,
+the default, ">" big-endian for a capture written on s390x) and reads all integers so; addresses
+stay network-order bytes, ports are host order and so follow the section (scap-format.md 1.2, 7).
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ class Section:
     length: int = -1
     options: list[tuple[int, bytes]] = field(default_factory=list)
     offset: int = 0
+    byteorder: str = "little"  # "big" for a section written on a big-endian host
 
 
 @dataclass(slots=True)
@@ -114,13 +119,29 @@ class FdList:
     fds: list[FdInfo] = field(default_factory=list)
 
 
+class _Ints:
+    """The integer structs of one byte order, built once."""
+
+    __slots__ = ("H", "I", "Q", "q", "mi_head", "mi_tail", "shb")
+
+    def __init__(self, order: str):
+        self.H, self.I, self.Q, self.q = (struct.Struct(order + c) for c in "HIQq")
+        self.mi_head = struct.Struct(order + "IQQ")
+        self.mi_tail = struct.Struct(order + "QQ")
+        self.shb = struct.Struct(order + "IHHq")
+
+
+INTS = {"<": _Ints("<"), ">": _Ints(">")}
+_LE = INTS["<"]
+
+
 class _Cur:
     """A cursor over a block body; every read is bounds-checked."""
 
-    __slots__ = ("b", "pos", "end")
+    __slots__ = ("b", "pos", "end", "o")
 
-    def __init__(self, b, pos: int, end: int):
-        self.b, self.pos, self.end = b, pos, end
+    def __init__(self, b, pos: int, end: int, o: _Ints = _LE):
+        self.b, self.pos, self.end, self.o = b, pos, end, o
 
     def need(self, n: int) -> None:
         if self.pos + n > self.end:
@@ -139,16 +160,16 @@ class _Cur:
         return v
 
     def u16(self) -> int:
-        return self.unpack(_H)[0]
+        return self.unpack(self.o.H)[0]
 
     def u32(self) -> int:
-        return self.unpack(_I)[0]
+        return self.unpack(self.o.I)[0]
 
     def u64(self) -> int:
-        return self.unpack(_Q)[0]
+        return self.unpack(self.o.Q)[0]
 
     def i64(self) -> int:
-        return self.unpack(_q)[0]
+        return self.unpack(self.o.q)[0]
 
     def raw(self, n: int) -> bytes:
         self.need(n)
@@ -170,12 +191,6 @@ class _Cur:
         return [_text(x) for x in raw.split(b"\0")]
 
 
-_H = struct.Struct("<H")
-_I = struct.Struct("<I")
-_Q = struct.Struct("<Q")
-_q = struct.Struct("<q")
-
-
 def _text(b: bytes) -> str:
     i = b.find(b"\0")
     if i >= 0:
@@ -191,14 +206,21 @@ def _ip6(b: bytes) -> str:
     return socket.inet_ntop(socket.AF_INET6, b)
 
 
-def parse_shb(body, offset: int) -> Section:
-    c = _Cur(body, 0, len(body))
-    magic = c.u32()
+def shb_order(body, offset: int) -> str:
+    """The byte order of a section, from its SHB magic: "<" or ">" (libscap itself refuses ">")."""
+    if len(body) < 4:
+        raise ScapError(f"section header at offset {offset} is too short")
+    magic = _LE.I.unpack_from(body, 0)[0]
+    if magic == MAGIC:
+        return "<"
     if magic == MAGIC_SWAPPED:
-        raise ScapError(f"big-endian capture at offset {offset} (written on s390x or another big-endian "
-                        "host): not supported; convert it on a big-endian host")
-    if magic != MAGIC:
-        raise ScapError(f"bad section header magic 0x{magic:08x} at offset {offset}: not a .scap capture")
+        return ">"
+    raise ScapError(f"bad section header magic 0x{magic:08x} at offset {offset}: not a .scap capture")
+
+
+def parse_shb(body, offset: int) -> Section:
+    order = shb_order(body, offset)
+    c = _Cur(body, 4, len(body), INTS[order])
     major, minor = c.u16(), c.u16()
     if major != 1:
         raise ScapError(f"unsupported .scap major version {major} at offset {offset}")
@@ -212,20 +234,21 @@ def parse_shb(body, offset: int) -> Section:
             break
         opts.append((code, c.raw(ln)))
         c.pos += (4 - ln % 4) % 4
-    return Section(major, minor, length, opts, offset)
+    return Section(major, minor, length, opts, offset, "little" if order == "<" else "big")
 
 
-def parse_mi(body) -> MachineInfo:
+def parse_mi(body, order: str = "<") -> MachineInfo:
+    o = INTS[order]
     b = bytes(body[:180]).ljust(180, b"\0")
-    num_cpus, mem, max_pid = struct.unpack_from("<IQQ", b, 0)
+    num_cpus, mem, max_pid = o.mi_head.unpack_from(b, 0)
     host = _text(b[20:148])
-    boot, flags = struct.unpack_from("<QQ", b, 148)
+    boot, flags = o.mi_tail.unpack_from(b, 148)
     return MachineInfo(num_cpus, mem, max_pid, host, boot, flags)
 
 
-def parse_il(body, version: int) -> InterfaceList:
+def parse_il(body, version: int, order: str = "<") -> InterfaceList:
     out = InterfaceList()
-    c = _Cur(body, 0, len(body))
+    c = _Cur(body, 0, len(body), INTS[order])
     while c.end - c.pos >= 4:
         entry_end = None
         if version == 2:
@@ -249,9 +272,9 @@ def parse_il(body, version: int) -> InterfaceList:
     return out
 
 
-def parse_ul(body, version: int) -> UserList:
+def parse_ul(body, version: int, order: str = "<") -> UserList:
     out = UserList()
-    c = _Cur(body, 0, len(body))
+    c = _Cur(body, 0, len(body), INTS[order])
     while c.end - c.pos >= 4:
         start = c.pos
         entry_end = None
@@ -272,9 +295,10 @@ def parse_ul(body, version: int) -> UserList:
     return out
 
 
-def parse_pl(body, version: int) -> ProcessList:
+def parse_pl(body, version: int, order: str = "<") -> ProcessList:
     out = ProcessList()
-    c = _Cur(body, 0, len(body))
+    o = INTS[order]
+    c = _Cur(body, 0, len(body), o)
     while c.end - c.pos >= 4:
         start = c.pos
         entry_end = c.end
@@ -283,7 +307,7 @@ def parse_pl(body, version: int) -> ProcessList:
             if ln < 4 or start + ln > c.end:
                 raise ScapError("process entry overruns its block")
             entry_end = start + ln
-            c = _Cur(body, c.pos, entry_end)
+            c = _Cur(body, c.pos, entry_end, o)
         tid, pid, ptid = c.u64(), c.u64(), c.u64()
         sid = c.i64() if version >= 6 else -1
         vpgid = c.i64() if version >= 8 else -1
@@ -309,7 +333,7 @@ def parse_pl(body, version: int) -> ProcessList:
             t.root = c.str()
         if version >= 9:
             _pl_tail(c, t)
-            c = _Cur(body, entry_end, len(body))
+            c = _Cur(body, entry_end, len(body), o)
         out.threads.append(t)
     return out
 
@@ -344,8 +368,9 @@ def _pl_tail(c: _Cur, t: ThreadInfo) -> None:
         t.pgid = c.i64()
 
 
-def parse_fdl(body, version: int) -> FdList:
-    c = _Cur(body, 0, len(body))
+def parse_fdl(body, version: int, order: str = "<") -> FdList:
+    o = INTS[order]
+    c = _Cur(body, 0, len(body), o)
     out = FdList(_s64(c.u64()))
     while c.end - c.pos >= 4:
         start = c.pos
@@ -356,7 +381,7 @@ def parse_fdl(body, version: int) -> FdList:
             if ln < 4 or start + ln > c.end:
                 raise ScapError("fd entry overruns its block")
             entry_end = start + ln
-            cc = _Cur(body, c.pos, entry_end)
+            cc = _Cur(body, c.pos, entry_end, o)
         fd = cc.i64()
         ino = cc.u64()
         typ = cc.u8()

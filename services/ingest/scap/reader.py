@@ -8,8 +8,13 @@ edge (`read_scap`) handles gzip and chunked reads.
 Events are presented as recorded: enter and exit events, with the parameters the producer wrote
 (`nparams` of the event, not of the table). What cannot be read is skipped and counted in
 `stats` (unknown block or event code, a block whose framing is fine but whose content is not);
-what makes the rest of the stream unreadable (not a capture, big-endian, corrupt block length)
-raises `ScapError` with the offset.
+what makes the rest of the stream unreadable (not a capture, corrupt block length) raises
+`ScapError` with the offset.
+
+Byte order is a property of each section: its SHB magic says little-endian (every common host) or
+big-endian (s390x; libscap refuses those, Tiercel reads them). The parser then reads the whole
+section with that order's structs and generated decoders, chosen once at the SHB, so the loop
+never tests the order per block or per value.
 """
 
 from __future__ import annotations
@@ -29,12 +34,25 @@ from tiercel.ingest.scap import blocks as B
 from tiercel.ingest.scap import fastdec
 from tiercel.ingest.scap.blocks import ScapError
 
-_BH = struct.Struct("<II")         # block type, total length
-_I = struct.Struct("<I")
-_EV1 = struct.Struct("<QQIH")      # ts, tid, len, type
-_EV2 = struct.Struct("<QQIHI")     # + nparams
-_CPU = struct.Struct("<H")
-_CPUFL = struct.Struct("<HI")
+
+class _Order:
+    """The block and event header structs of one byte order ("<" or ">"), built once."""
+
+    __slots__ = ("order", "bh", "u32", "ev1", "ev2", "ev2c", "cpu", "cpufl")
+
+    def __init__(self, order: str):
+        self.order = order
+        self.bh = struct.Struct(order + "II")          # block type, total length
+        self.u32 = struct.Struct(order + "I")
+        self.ev1 = struct.Struct(order + "QQIH")       # ts, tid, len, type
+        self.ev2 = struct.Struct(order + "QQIHI")      # + nparams
+        self.ev2c = struct.Struct(order + "HQQIHI")    # cpu + the v2 header, one unpack
+        self.cpu = struct.Struct(order + "H")
+        self.cpufl = struct.Struct(order + "HI")
+
+
+_ORDERS = {o: _Order(o) for o in P.ORDERS}
+_LE = _ORDERS["<"]
 
 # A block larger than this is taken for corruption (libscap's own buffers are far smaller; large
 # event blocks carry plugin payloads of a few MiB at most).
@@ -45,14 +63,12 @@ _INFRASTRUCTURE_EVENT_E = et.PPME["PPME_INFRASTRUCTURE_EVENT_E"]
 
 
 class _Plan:
-    """How to read the parameters of one event code."""
+    """How to read the parameters of one event code (whatever the byte order)."""
 
-    __slots__ = ("decs", "nmax", "wide", "hist", "fixed", "_types", "code")
+    __slots__ = ("nmax", "wide", "hist", "code")
 
     def __init__(self, info: et.EventInfo):
         self.code = info.code
-        self.decs = P.decoders_for(info.code)
-        self._types = [x.type for x in info.params]
         self.nmax = info.nparams
         self.wide = info.large_payload
         # v1 nparams candidates: counts any producer declared, largest first, then a countdown.
@@ -63,28 +79,6 @@ class _Plan:
                 seen.add(n)
                 order.append(n)
         self.hist = tuple(order)
-        # nparams -> (expected lengths, Struct) when every param up to n is fixed-size.
-        self.fixed: dict[int, tuple[tuple[int, ...], struct.Struct] | None] = {}
-
-    def fixed_struct(self, n: int):
-        if n in self.fixed:
-            return self.fixed[n]
-        info = None
-        codes = []
-        sizes = []
-        for d in range(n):
-            if d >= len(self.decs):
-                break
-            t = self._types[d]
-            pt = et.PARAM_TYPES[t]
-            if pt[1] != "fixed" or not pt[3] or t == "PT_DYN":
-                break
-            codes.append(pt[3])
-            sizes.append(pt[2])
-        else:
-            info = (tuple(sizes), struct.Struct("<" + "".join(codes)))
-        self.fixed[n] = info
-        return info
 
 
 def _plan_for(code: int, cache: dict[int, _Plan | None]) -> _Plan | None:
@@ -98,8 +92,13 @@ def _plan_for(code: int, cache: dict[int, _Plan | None]) -> _Plan | None:
 
 
 class _FastPlans(dict):
-    """(code, nparams) -> (lengths struct, decoder, length-array size), built on first sight
-    (`build`); None for codes the table does not know (the generic path counts them)."""
+    """(code, nparams) -> (lengths struct, decoder, length-array size) of one byte order, built
+    on first sight (`build`); None for codes the table does not know (the generic path counts
+    them)."""
+
+    def __init__(self, order: str) -> None:
+        super().__init__()
+        self.order = order
 
     def build(self, key: tuple[int, int]):
         code, n = key
@@ -108,7 +107,8 @@ class _FastPlans(dict):
             plan = None
         else:
             wide = info.large_payload
-            plan = (fastdec.lens_struct(n, wide), fastdec.decoder(code, n), n * (4 if wide else 2))
+            plan = (fastdec.lens_struct(n, wide, self.order), fastdec.decoder(code, n, self.order),
+                    n * (4 if wide else 2))
         self[key] = plan
         return plan
 
@@ -119,8 +119,11 @@ class ScapParser:
     def __init__(self) -> None:
         self._buf = b""             # bytes of an incomplete block, kept for the next feed
         self._offset = 0            # file offset of _buf[0]
-        # (code, nparams) -> (lengths struct, decoder, length-array size) for v2 events
-        self._fast: _FastPlans = _FastPlans()
+        # the current section's byte order; (code, nparams) -> (lengths struct, decoder,
+        # length-array size) for v2 events, one table per byte order met
+        self._o = _LE
+        self._fast: _FastPlans = _FastPlans("<")
+        self._fast_by_order: dict[str, _FastPlans] = {"<": self._fast}
         self._started = False
         self._in_events = False
         self.section: B.Section | None = None
@@ -131,6 +134,17 @@ class ScapParser:
 
     def _count(self, key: str, n: int = 1) -> None:
         self.stats[key] = self.stats.get(key, 0) + n
+
+    def _switch_order(self):
+        """A section header whose magic reads swapped: the section has the other byte order.
+        Returns the hot loop's new locals."""
+        o = _ORDERS[">" if self._o.order == "<" else "<"]
+        self._o = o
+        fast = self._fast_by_order.get(o.order)
+        if fast is None:
+            fast = self._fast_by_order[o.order] = _FastPlans(o.order)
+        self._fast = fast
+        return o.bh.unpack_from, o.u32.unpack_from, o.ev2c.unpack_from, fast
 
     # -- public API ----------------------------------------------------------------------------
 
@@ -156,31 +170,42 @@ class ScapParser:
         pos = 0
         n = len(buf)
         ev_blocks = B.EV_BLOCKS
-        bh = _BH.unpack_from
-        u32 = _I.unpack_from
-        ev2 = _EV2.unpack_from
+        shb = B.SHB
+        swapped = B.MAGIC_SWAPPED
+        o = self._o
+        bh = o.bh.unpack_from
+        u32 = o.u32.unpack_from
+        ev2 = o.ev2c.unpack_from
         fast = self._fast
         stats = self.stats
         nblocks = nevents = 0
         num = self.num
         while n - pos >= 8:
             btype, total = bh(buf, pos)
+            # A section header's magic decides the byte order before its length can be trusted
+            # (the SHB type reads the same both ways); checked where a block is not the common
+            # well-formed event block, so the hot path pays nothing for it.
             if total < 12 or total > MAX_BLOCK or not self._started:
-                if not self._started:
-                    if btype != B.SHB:
-                        raise ScapError("not a .scap capture: the first block is not a section header "
-                                        f"(0x{btype:08x})")
-                    # SHB magic decides byte order before its length can be trusted.
-                    if n - pos >= 12 and u32(buf, pos + 8)[0] == B.MAGIC_SWAPPED:
-                        B.parse_shb(buf[pos + 8:pos + 12], self._offset + pos)
+                if btype == shb:
+                    if n - pos < 12:
+                        break
+                    if u32(buf, pos + 8)[0] == swapped:
+                        bh, u32, ev2, fast = self._switch_order()
+                        continue
+                elif not self._started:
+                    raise ScapError("not a .scap capture: the first block is not a section header "
+                                    f"(0x{btype:08x})")
                 if total < 12 or total > MAX_BLOCK:
                     raise ScapError(f"corrupt block at offset {self._offset + pos}: length {total}")
             if n - pos < total:
+                if btype == shb and n - pos >= 12 and u32(buf, pos + 8)[0] == swapped:
+                    bh, u32, ev2, fast = self._switch_order()
+                    continue
                 break
             end = pos + total
             if (btype == 0x216 or btype == 0x221) and total >= 40 and self._started:
                 # the common case, inline: a v2 event block
-                ts, tid, elen, code, nparams = ev2(buf, pos + 10)
+                cpu, ts, tid, elen, code, nparams = ev2(buf, pos + 8)
                 key = (code, nparams)
                 plan = fast.get(key, fast)
                 if plan is fast:
@@ -201,10 +226,13 @@ class ScapParser:
                             vals = dec(buf, off, lens)
                         except (ValueError, IndexError, struct.error, OSError):
                             vals = self._raw_params(buf, off, lens)
-                        append(Event(num, ts, tid, code, vals, cpu=buf[pos + 8] | buf[pos + 9] << 8))
+                        append(Event(num, ts, tid, code, vals, cpu=cpu))
                         pos = end
                         self._in_events = True
                         continue
+            if btype == shb and u32(buf, pos + 8)[0] == swapped:
+                bh, u32, ev2, fast = self._switch_order()
+                continue
             if u32(buf, end - 4)[0] != total:
                 self._count("bad_trailer")
                 if btype not in ev_blocks:
@@ -257,21 +285,22 @@ class ScapParser:
         if self._in_events:
             self._count("late_metadata")
         body = buf[start:end]
+        order = self._o.order
         try:
             if btype in B.MI:
-                return B.parse_mi(body)
+                return B.parse_mi(body, order)
             v = B.PL_VERSIONS.get(btype)
             if v:
-                return B.parse_pl(body, v)
+                return B.parse_pl(body, v, order)
             v = B.FDL_VERSIONS.get(btype)
             if v:
-                return B.parse_fdl(body, v)
+                return B.parse_fdl(body, v, order)
             v = B.IL_VERSIONS.get(btype)
             if v:
-                return B.parse_il(body, v)
+                return B.parse_il(body, v, order)
             v = B.UL_VERSIONS.get(btype)
             if v:
-                return B.parse_ul(body, v)
+                return B.parse_ul(body, v, order)
         except ScapError:
             self._count("corrupt_blocks")
             return None
@@ -280,31 +309,32 @@ class ScapParser:
 
     def _event(self, buf: bytearray, start: int, end: int, spec: tuple[int, bool, bool]) -> Event | None:
         version, has_flags, _large = spec
+        o = self._o
         dflags = 0
         if has_flags:
             if end - start < 6:
                 self._count("corrupt_events")
                 return None
-            cpu, dflags = _CPUFL.unpack_from(buf, start)
+            cpu, dflags = o.cpufl.unpack_from(buf, start)
             h = start + 6
         else:
             if end - start < 2:
                 self._count("corrupt_events")
                 return None
-            cpu = _CPU.unpack_from(buf, start)[0]
+            cpu = o.cpu.unpack_from(buf, start)[0]
             h = start + 2
         avail = end - h
         if version == 2:
             if avail < 26:
                 self._count("corrupt_events")
                 return None
-            ts, tid, elen, code, nparams = _EV2.unpack_from(buf, h)
+            ts, tid, elen, code, nparams = o.ev2.unpack_from(buf, h)
             hdr = 26
         else:
             if avail < 22:
                 self._count("corrupt_events")
                 return None
-            ts, tid, elen, code = _EV1.unpack_from(buf, h)
+            ts, tid, elen, code = o.ev1.unpack_from(buf, h)
             nparams = -1
             hdr = 22
         plan = self._plans.get(code)
@@ -322,7 +352,7 @@ class ScapParser:
         base = h + hdr
         ev_end = h + elen
         if nparams < 0:
-            nparams = self._infer_nparams(buf, base, ev_end, plan, width)
+            nparams = self._infer_nparams(buf, base, ev_end, plan, width, o.order)
             if nparams < 0:
                 self._count("corrupt_events")
                 return None
@@ -330,7 +360,7 @@ class ScapParser:
             self._count("corrupt_events")
             return None
         if nparams:
-            lens = struct.unpack_from(f"<{nparams}{'I' if plan.wide else 'H'}", buf, base)
+            lens = struct.unpack_from(f"{o.order}{nparams}{'I' if plan.wide else 'H'}", buf, base)
         else:
             lens = ()
         off = base + nparams * width
@@ -338,7 +368,7 @@ class ScapParser:
             self._count("corrupt_events")
             return None
         try:
-            values = fastdec.decoder(plan.code, nparams)(buf, off, lens)
+            values = fastdec.decoder(plan.code, nparams, o.order)(buf, off, lens)
         except (ValueError, IndexError, struct.error, OSError):
             values = self._raw_params(buf, off, lens)
         self.num += 1
@@ -360,13 +390,13 @@ class ScapParser:
         return out
 
     @staticmethod
-    def _infer_nparams(buf, base: int, ev_end: int, plan: _Plan, width: int) -> int:
+    def _infer_nparams(buf, base: int, ev_end: int, plan: _Plan, width: int, order: str) -> int:
         """v1 events carry no nparams: find the count whose lengths add up to the event length."""
         size = ev_end - base
         for n in plan.hist:
             if n * width > size:
                 continue
-            lens = struct.unpack_from(f"<{n}H", buf, base) if n else ()
+            lens = struct.unpack_from(f"{order}{n}H", buf, base) if n else ()
             if n * width + sum(lens) == size:
                 return n
         return -1
