@@ -198,6 +198,49 @@ def test_datagram_path_assembles_as_feed_does_generated():
     check()
 
 
+def test_path_fast_layout_reads_as_path_re():
+    """PATH_FAST_RE (the kernel's layout) gives PATH_RE's groups wherever it matches."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from tiercel.ingest.audit.records import PATH_FAST_RE, PATH_RE
+
+    tok = st.sampled_from(["0", "12", "fe:01", "00:00", "0100644", '"/etc/x"', "2F6120", "(null)", "NORMAL",
+                           "PARENT", "a=b", "nametype=X", "system_u:object_r:etc_t:s0", "", "zz"])
+    keys = st.sampled_from(["item", "name", "inode", "dev", "mode", "ouid", "ogid", "rdev", "obj", "nametype",
+                            "cap_fp", "x"])
+    canonical = ["item", "name", "inode", "dev", "mode", "ouid", "ogid", "rdev", "obj", "nametype", "cap_fp"]
+
+    @settings(max_examples=300, derandomize=True, deadline=None, database=None)
+    @given(st.lists(st.tuples(keys, tok), max_size=12), st.lists(tok, min_size=11, max_size=11), st.booleans())
+    def check(pairs, values, use_canonical):
+        if use_canonical:  # the kernel's order, values drawn (a valid record or nearly one)
+            pairs = list(zip(canonical, values, strict=True))
+        body = " ".join(f"{k}={v}" for k, v in pairs).encode()
+        slow = PATH_RE.match(body)
+        fast = PATH_FAST_RE.match(body) or slow
+        assert (fast.groups() if fast else None) == (slow.groups() if slow else None)
+
+    check()
+    body = (b'item=0 name="/etc/hostname" inode=612 dev=fe:00 mode=0100644 ouid=0 ogid=0 rdev=00:00 '
+            b'obj=system_u:object_r:etc_t:s0 nametype=NORMAL cap_fp=0')
+    assert PATH_FAST_RE.match(body).groups() == (b"0", b'"/etc/hostname"', b"612", b"fe", b"00", b"0100644",
+                                                 b"NORMAL")
+
+
+def test_stamp_forms():
+    from tiercel.ingest.audit.assembler import _stamp_ts
+
+    assert _stamp_ts(b"1700000000.123:42") == (1700000000_123000000, 42)
+    assert _stamp_ts(b"1700000000.12:42") == (1700000000_120000000, 42)
+    assert _stamp_ts(b"170000000.123:42") == (170000000_123000000, 42)
+    assert _stamp_ts(b"1700000000:42") == (1700000000_000000000, 42)
+    for bad in (b"1700000000.12x:42", b"1700000000.123:4x", b"1700000000.123:", b"x700000000.123:1",
+                b"1700000000.123:+4"):
+        with pytest.raises(ValueError):
+            _stamp_ts(bad)
+
+
 def _feed_all(records):
     a = Assembler()
     out = []

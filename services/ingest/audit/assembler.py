@@ -17,6 +17,7 @@ from collections import OrderedDict, deque
 
 from tiercel.ingest.audit import netlink as nl
 from tiercel.ingest.audit.records import (
+    PATH_FAST_RE,
     PATH_RE,
     GarbledRecord,
     SockAddr,
@@ -35,6 +36,10 @@ _SYSCALL = nl.AUDIT_SYSCALL
 def _stamp_ts(stamp: bytes) -> tuple[int, int]:
     """(ns since epoch, serial) of a `sec.frac:serial` stamp (the kernel writes `%llu.%03lu:%u`);
     ValueError when malformed."""
+    if len(stamp) > 15 and stamp[10] == 46 and stamp[14] == 58:  # the usual `ssssssssss.mmm:n`
+        ms, serial = stamp[:10] + stamp[11:14], stamp[15:]
+        if ms.isdigit() and serial.isdigit():
+            return int(ms) * 1_000_000, int(serial)
     colon = stamp.index(b":")
     dot = stamp.find(b".", 0, colon)
     sec = stamp[:dot] if dot >= 0 else stamp[:colon]
@@ -128,7 +133,7 @@ class AuditEvent:
         out = []
         for t, b in self.records:
             if t == nl.AUDIT_PATH:
-                m = PATH_RE.match(b)
+                m = PATH_FAST_RE.match(b) or PATH_RE.match(b)
                 if m is not None:
                     out.append(m.groups())
                 else:

@@ -90,6 +90,11 @@ def syscall_groups(body: bytes) -> tuple | None:
 # A PATH record: item, name, and (for an existing object) inode, dev, mode; nametype.
 PATH_RE = re.compile(
     rb"item=(\d+) name=(\S+) (?:inode=(\d+) dev=([0-9a-f]+):([0-9a-f]+) mode=([0-7]+) .*?)?nametype=(\w+)")
+# The same groups for the layout the kernel writes (audit_log_name: ouid, ogid, rdev, an LSM
+# label, then nametype), without PATH_RE's scan for nametype; PATH_RE takes what it misses.
+PATH_FAST_RE = re.compile(
+    rb"item=(\d+) name=(\S+) (?:inode=(\d+) dev=([0-9a-f]+):([0-9a-f]+) mode=([0-7]+) ouid=\d+ ogid=\d+ "
+    rb"rdev=[0-9a-f]+:[0-9a-f]+ (?:obj=[^ =]+ )?)?nametype=(\w+)")
 
 
 def untrusted(token: bytes | None) -> str | None:
