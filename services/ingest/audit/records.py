@@ -69,6 +69,18 @@ SYSCALL_RE = re.compile(
     rb"arch=([0-9a-f]+) syscall=(\d+)(?: success=\w+ exit=(-?\d+))? a0=([0-9a-f]+) a1=([0-9a-f]+) "
     rb"a2=([0-9a-f]+) a3=([0-9a-f]+) items=\d+ (ppid=(\d+) pid=(\d+) auid=\d+ uid=\d+ gid=\d+ euid=\d+ "
     rb"suid=\d+ fsuid=\d+ egid=\d+ sgid=\d+ fsgid=\d+ tty=\S+ ses=\d+ comm=\S+ exe=\S+)")
+# SYSCALL_RE in two parts: the head (arguments, exit: new in every record) and the process
+# identity, which a process repeats in every record until something about it changes. The
+# identity's groups are remembered by the text after the head, so a process's records after its
+# first cost the head match and one lookup. Same result as SYSCALL_RE (it is the two joined).
+_SYSCALL_HEAD_RE = re.compile(
+    rb"arch=([0-9a-f]+) syscall=(\d+)(?: success=\w+ exit=(-?\d+))? a0=([0-9a-f]+) a1=([0-9a-f]+) "
+    rb"a2=([0-9a-f]+) a3=([0-9a-f]+) items=\d+ ")
+_SYSCALL_IDENT_RE = re.compile(
+    rb"(ppid=(\d+) pid=(\d+) auid=\d+ uid=\d+ gid=\d+ euid=\d+ suid=\d+ fsuid=\d+ egid=\d+ sgid=\d+ "
+    rb"fsgid=\d+ tty=\S+ ses=\d+ comm=\S+ exe=\S+)")
+_IDENTS: dict[bytes, tuple | None] = {}
+_IDENTS_MAX = 4096
 _IDENT_KEYS = (b"ppid", b"pid", b"auid", b"uid", b"gid", b"euid", b"suid", b"fsuid", b"egid", b"sgid", b"fsgid",
                b"tty", b"ses", b"comm", b"exe")
 
@@ -76,9 +88,23 @@ _IDENT_KEYS = (b"ppid", b"pid", b"auid", b"uid", b"gid", b"euid", b"suid", b"fsu
 def syscall_groups(body: bytes) -> tuple | None:
     """(arch, syscall, exit, a0, a1, a2, a3, identity span, ppid, pid) as bytes tokens (exit may be
     None), from a SYSCALL record body; None when it has no arch/syscall/pid."""
-    m = SYSCALL_RE.match(body)
+    m = _SYSCALL_HEAD_RE.match(body)
     if m is not None:
-        return m.groups()
+        rest = body[m.end():]
+        ident = _IDENTS.get(rest)
+        if ident is None and rest not in _IDENTS:
+            mi = _SYSCALL_IDENT_RE.match(rest)
+            ident = mi.groups() if mi is not None else None
+            if len(_IDENTS) >= _IDENTS_MAX:
+                _IDENTS.clear()
+            _IDENTS[rest] = ident
+        if ident is not None:
+            return m.groups() + ident
+    return _syscall_fields(body)
+
+
+def _syscall_fields(body: bytes) -> tuple | None:
+    """`syscall_groups` for a record in another layout."""
     f = parse_fields(body)
     if "arch" not in f or "syscall" not in f or "pid" not in f:
         return None
