@@ -312,6 +312,22 @@ def test_translate_openat_ppm_flags(tmp_path):
     assert ev.fd.name == "/etc/shadow" and ev.fd.type == "file"
 
 
+def test_translate_openat_path_forms():
+    """PATH names as the kernel writes them: quoted, hex (a space or a quote inside), (null),
+    absent (a record in another layout)."""
+    body = SC.format(nr=B64["openat"], ret=3, a0="ffffff9c", a1="7ffd0000", a2="0")
+    names = {}
+    for serial, path in ((20, 'name="/etc/x"'), (21, "name=2F612062"), (22, "name=(null)"), (23, "")):
+        evs = _feed_all([rec(nl.AUDIT_SYSCALL, serial, body),
+                         rec(nl.AUDIT_PATH, serial, f"item=0 {path} inode=5 dev=fe:01 mode=0100644 ouid=0 ogid=0 "
+                                                    "rdev=00:00 nametype=NORMAL"),
+                         rec(nl.AUDIT_EOE, serial, "")])
+        ev, _ = Translator(self_pid=1).translate(evs[0])
+        names[serial] = (ev.params[2], ev.params[5], ev.params[6])
+    assert names == {20: ("/etc/x", (0xFE << 20) | 1, 5), 21: ("/a b", (0xFE << 20) | 1, 5),
+                     22: (None, (0xFE << 20) | 1, 5), 23: (None, (0xFE << 20) | 1, 5)}
+
+
 def test_translate_execve_connect_and_skips():
     body = SC.format(nr=B64["execve"], ret=0, a0="1", a1="2", a2="3")
     evs = _feed_all([rec(nl.AUDIT_SYSCALL, 11, body),

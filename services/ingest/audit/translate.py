@@ -88,7 +88,10 @@ def makedev(major: int, minor: int) -> int:
 def _dev(major: bytes | None, minor: bytes | None) -> int:
     if not major or not minor:
         return 0
-    return makedev(number(major, 16), number(minor, 16))
+    try:
+        return (int(major, 16) << 20) | int(minor, 16)  # makedev
+    except ValueError:
+        return makedev(number(major, 16), number(minor, 16))
 
 
 # --- event codes ---------------------------------------------------------------------------------
@@ -253,7 +256,12 @@ def _open_common(c: Ctx, name_idx: int = 0) -> tuple[str | None, int, int, bool]
     p = _main_path(c.ae, name_idx)
     if p is None:
         return None, 0, 0, False
-    return untrusted(p[_P_NAME]), _dev(p[_P_MAJOR], p[_P_MINOR]), _num(p[_P_INODE]), p[_P_TYPE] == b"CREATE"
+    name = p[_P_NAME]
+    if name is not None and len(name) > 1 and name[0] == 34 and name[-1] == 34:  # "quoted": most are
+        name = name[1:-1].decode("utf-8", "surrogateescape")
+    else:
+        name = untrusted(name)
+    return name, _dev(p[_P_MAJOR], p[_P_MINOR]), _num(p[_P_INODE]), p[_P_TYPE] == b"CREATE"
 
 
 def _open(c: Ctx) -> list:
