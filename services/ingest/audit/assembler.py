@@ -228,12 +228,21 @@ class Assembler:
         cur = b"\xff"
         cur_ev: AuditEvent | None = None
         off = 0
+        nev = 0
+        order, remember = self._done_order, self._remember
         for d in datagrams:
             nrec += 1
             if d.startswith(cur, 16):
-                if d[4] == 0x28 and d[5] == 0x05:  # AUDIT_EOE (1320)
-                    del opened[cur_ev.stamp]  # type: ignore[union-attr]
-                    out.append(finish(cur_ev, True))  # type: ignore[arg-type]
+                if d[4] == 0x28 and d[5] == 0x05:  # AUDIT_EOE (1320): `_finish(cur_ev, True)` inlined
+                    stamp = cur_ev.stamp  # type: ignore[union-attr]
+                    del opened[stamp]
+                    cur_ev.complete = True  # type: ignore[union-attr]
+                    out.append(cur_ev)  # type: ignore[arg-type]
+                    nev += 1
+                    done.add(stamp)
+                    order.append(stamp)
+                    if len(order) > remember:
+                        done.discard(order.popleft())
                     cur = b"\xff"
                     continue
                 start = off + 1 if len(d) > off and d[off] == 32 else off
@@ -281,6 +290,7 @@ class Assembler:
             body = d[start:].rstrip(b"\0") if d[-1] == 0 else d[start:]
             ev.records.append((rtype, body))
         st.records += nrec
+        st.events += nev
         return other
 
     def _feed(self, rtype: int, payload: bytes, now_ns: int, out: list[AuditEvent]) -> None:
