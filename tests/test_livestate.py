@@ -188,6 +188,11 @@ def test_datagram_reader_many_per_call():
         assert r.read(100) == msgs[5:] and r.read(10) == []
         a.send(b"x" * (DatagramReader.SLOT + 10))
         assert r.read(10) == [] and r.truncated == 1
+        # in one call: a cut datagram among others, and one that fills its slot exactly (kept)
+        full = os.urandom(DatagramReader.SLOT)
+        for m in (b"a", b"y" * (DatagramReader.SLOT + 1), full, b"b"):
+            a.send(m)
+        assert r.read(10) == [b"a", full, b"b"] and r.truncated == 2
         plain = DatagramReader(b, use_mmsg=False)
         a.send(b"abc")
         assert plain.read(10) == [b"abc"]

@@ -269,12 +269,21 @@ class DatagramReader:
                 if err in (errno.EAGAIN, errno.EINTR):
                     break
                 raise OSError(err, os.strerror(err))
-            for i in range(n):
-                if words[i * stride + flags_at] & _MSG_TRUNC:
-                    self.truncated += 1
-                    continue
-                off = i * slot
-                out.append(bytes(view[off:off + words[i * stride + len_at]]))
+            end = n * stride
+            lens = words[len_at:end:stride].tolist()  # all the lengths in one call
+            if max(lens) < slot:  # none filled its slot, so none was cut: the usual case
+                off = 0
+                for ln in lens:
+                    out.append(bytes(view[off:off + ln]))
+                    off += slot
+            else:
+                flags = words[flags_at:end:stride].tolist()
+                for i in range(n):
+                    if flags[i] & _MSG_TRUNC:
+                        self.truncated += 1
+                        continue
+                    off = i * slot
+                    out.append(bytes(view[off:off + lens[i]]))
             if n < want:
                 break
         return out
