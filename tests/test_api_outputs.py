@@ -309,6 +309,49 @@ def test_alert_mapping_sans_io():
             alertmod.to_response(bad)
 
 
+def _reference_response(a: dict) -> outputs_pb2.response:
+    """The response built the plain way, with the generated class's keyword constructor."""
+    text = alertmod.field_text
+    out = a.get("output", "")
+    r = outputs_pb2.response(
+        priority=alertmod.priority_number(a["priority"]), source_deprecated=alertmod.source_enum(a.get("source") or
+                                                                                                 "syscall"),
+        rule=a["rule"], output=out if isinstance(out, str) else text(out),
+        output_fields={str(k): text(v) for k, v in (a.get("output_fields") or {}).items()},
+        hostname=str(a.get("hostname", "")), tags=[str(x) for x in a.get("tags") or []],
+        source=a.get("source") or "syscall", id=str(a.get("id", "")), seq=a.get("seq", 0))
+    r.time.seconds, r.time.nanos = alertmod.parse_time(a["time"])
+    return r
+
+
+def test_wire_bytes_are_what_protobuf_writes():
+    """The pre-serialized bytes sub and sub_batch send parse, with the generated classes, to the
+    message the keyword constructor builds, and a batch assembled from them is the batch protobuf
+    would write (same message, same size: map entries may come in any order)."""
+    odd = apikit.make_alert(7, fields={"proc.name": "caf\u00e9", "n": 1 << 70, "l": [1, "x"], "d": {"k": None},
+                                       "f": float("nan"), "empty": ""}, tags=[])
+    odd["output"] = {"not": "text"}
+    bare = {"priority": "Debug", "rule": "r", "time": "2024-06-10T06:13:20Z"}
+    alerts = [alertmod.Alert.from_fields(a, i + 1) for i, a in
+              enumerate([apikit.make_alert(1), apikit.make_alert(2, source="k8s_audit", priority="Critical"), odd, bare])]
+    for alert, a in zip(alerts, [apikit.make_alert(1), apikit.make_alert(2, source="k8s_audit", priority="Critical"),
+                                 odd, bare], strict=True):
+        ref = _reference_response(a)
+        assert outputs_pb2.response.FromString(alert.data) == ref
+        # Same fields, each once (map entries may come in any order, so sizes rather than bytes).
+        assert len(alert.data) == ref.ByteSize()
+        assert (alert.rule, alert.source, alert.hostname, alert.id, alert.tags, alert.priority) == \
+            (ref.rule, ref.source, ref.hostname, ref.id, frozenset(ref.tags), ref.priority)
+    parsed = [outputs_pb2.response.FromString(x.data) for x in alerts]
+    wire = alertmod.batch_bytes([x.data for x in alerts])
+    assert outputs_pb2.batch.FromString(wire) == outputs_pb2.batch(alerts=parsed)
+    assert len(wire) == outputs_pb2.batch(alerts=parsed).ByteSize()
+    # A name that is not UTF-8 (a lone surrogate from the bus's decoder) becomes U+FFFD, as before.
+    bad = apikit.make_alert(3, fields={"fd.name": "/tmp/\udcff"})
+    got = outputs_pb2.response.FromString(alertmod.Alert.from_fields(bad).data)
+    assert got.output_fields["fd.name"] == "/tmp/\ufffd"
+
+
 async def test_condition_filter_in_falco_syntax(api_env):
     api, nc, ch = api_env
     cond = ('alert.field[proc.name] = cat and alert.seq > 2 and alert.tags intersects (filesystem) '

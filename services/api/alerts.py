@@ -35,8 +35,16 @@ _DROPPED_BEFORE_TAG = b"\x60"
 _BATCH_ALERTS_TAG = b"\x0a"
 
 
+# Enum numbers by name, as dict lookups: EnumTypeWrapper.Value is Python code, twice per alert.
+_PRIORITY_BY_NAME = dict(_PRIORITY.items())
+_SOURCE_BY_NAME = dict(_SOURCE.items())
+
+
 def priority_number(name: str) -> int:
     """Falco's priority name as the enum number; accepts any alias, any case and `info`."""
+    n = _PRIORITY_BY_NAME.get(name)
+    if n is not None:
+        return n
     try:
         return _PRIORITY.Value(name)
     except ValueError:
@@ -51,10 +59,7 @@ def priority_number(name: str) -> int:
 
 def source_enum(source: str) -> int:
     """The deprecated source enum as Falco filled it: a known alias, else PLUGIN."""
-    try:
-        return _SOURCE.Value(source)
-    except ValueError:
-        return PLUGIN
+    return _SOURCE_BY_NAME.get(source, PLUGIN)
 
 
 _base_cache: dict[str, int] = {}
@@ -119,13 +124,21 @@ def _valid_text(v: Any) -> Any:
 
 def to_response(alert: dict[str, Any]) -> outputs_pb2.response:
     """Falco's JSON alert (with Tiercel's `id` and `seq`) as a `falco.outputs.response`."""
+    return _build(alert)[0]
+
+
+def _build(alert: dict[str, Any]) -> tuple[outputs_pb2.response, str, str, str, list[str], str]:
+    """The response and, as plain Python values, what filters read (rule, source, hostname, tags,
+    id): reading them back from the message would cost more than keeping them."""
     try:
         return _to_response(alert)
     except UnicodeEncodeError:
         return _to_response(_valid_text(alert))
 
 
-def _to_response(alert: dict[str, Any]) -> outputs_pb2.response:
+def _to_response(alert: dict[str, Any]) -> tuple[outputs_pb2.response, str, str, str, list[str], str]:
+    # Fields are assigned one by one: the keyword constructor takes more than twice as long
+    # (its map argument especially), and this runs once per alert on the API's only thread.
     sec, nanos = parse_time(str(alert.get("time", "")))
     source = alert.get("source") or "syscall"
     if not isinstance(source, str):
@@ -138,14 +151,21 @@ def _to_response(alert: dict[str, Any]) -> outputs_pb2.response:
     if not isinstance(tags, list):
         raise bus.BadEnvelope("shape", "alert tags must be an array")
     seq = alert.get("seq", 0)
-    r = outputs_pb2.response(
-        priority=priority_number(str(alert.get("priority", ""))), source_deprecated=source_enum(source),
-        rule=str(alert.get("rule", "")), output=out if isinstance(out, str) else field_text(out),
-        output_fields={str(k): field_text(v) for k, v in fields.items()}, hostname=str(alert.get("hostname", "")),
-        tags=[str(x) for x in tags], source=source, id=str(alert.get("id", "")),
-        seq=seq if isinstance(seq, int) and 0 <= seq < 1 << 64 else 0)
+    r = outputs_pb2.response()
+    r.priority = priority_number(str(alert.get("priority", "")))
+    r.source_deprecated = source_enum(source)
+    r.rule = rule = str(alert.get("rule", ""))
+    r.output = out if isinstance(out, str) else field_text(out)
+    if fields:
+        r.output_fields.update({str(k): field_text(v) for k, v in fields.items()})
+    r.hostname = hostname = str(alert.get("hostname", ""))
+    tags = [str(x) for x in tags]
+    r.tags.extend(tags)
+    r.source = source
+    r.id = alert_id = str(alert.get("id", ""))
+    r.seq = seq if isinstance(seq, int) and 0 <= seq < 1 << 64 else 0
     r.time.seconds, r.time.nanos = sec, nanos
-    return r
+    return r, rule, source, hostname, tags, alert_id
 
 
 def _varint(n: int) -> bytes:
@@ -205,6 +225,6 @@ class Alert:
 
     @classmethod
     def from_fields(cls, fields: dict[str, Any], stream_seq: int = 0) -> Alert:
-        r = to_response(fields)
+        r, rule, source, hostname, tags, alert_id = _build(fields)
         return cls(fields=fields, data=r.SerializeToString(), stream_seq=stream_seq, priority=r.priority,
-                   rule=r.rule, source=r.source, hostname=r.hostname, tags=frozenset(r.tags), id=r.id)
+                   rule=rule, source=source, hostname=hostname, tags=frozenset(tags), id=alert_id)
