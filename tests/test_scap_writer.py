@@ -116,3 +116,22 @@ def test_strings_past_libscap_limits_are_cut(tmp_path):
     thread = next(x for it in items for x in getattr(it, "threads", []) if x.tid == 4242)
     assert len("\0".join(thread.args)) < 4096 and len(thread.env[0]) < 4096
     assert thread.cwd.startswith("/ddd") and len(thread.cwd) == 1024
+
+
+@pytest.mark.parametrize("byteorder", ["little", "big"])
+def test_address_parameters_are_text_both_ways(byteorder):
+    """PT_IPV4ADDR/PT_IPV6ADDR have a fixed size but are addresses: the reader gives their text
+    form (as sysdig prints it), and the writer turns the text back into the same bytes."""
+    from tiercel.common import eventtable as et
+    from tiercel.ingest.scap.writer import ScapWriter
+
+    v4 = et.PPME["PPME_ITER_TASK_FILE_SOCKET_INET_E"]
+    v6 = et.PPME["PPME_ITER_TASK_FILE_SOCKET_INET6_E"]
+    buf = io.BytesIO()
+    w = ScapWriter(buf, byteorder=byteorder)
+    w.write_event(Event(1, 1_700_000_000_000_000_000, 7, v4, [3, 1, 6, "10.0.0.1", 4242, "192.168.1.9", 443, 99]))
+    w.write_event(Event(2, 1_700_000_000_000_000_001, 7, v6, [4, 1, 6, "::1", 4242, "2001:db8::7", 443, 98]))
+    w.close()
+    evs = [x for x in read_scap(buf.getvalue()) if isinstance(x, Event)]
+    assert [e.params[3] for e in evs] == ["10.0.0.1", "::1"]
+    assert [e.params[5] for e in evs] == ["192.168.1.9", "2001:db8::7"]

@@ -51,6 +51,7 @@ FIXED_BY_ORDER: dict[str, dict[str, struct.Struct]] = {o: _fixed_structs(o) for 
 _FIXED = FIXED_BY_ORDER["<"]
 
 STRING_TYPES = frozenset({"PT_CHARBUF", "PT_FSPATH", "PT_FSRELPATH"})
+ADDRESS_TYPES = frozenset({"PT_IPV4ADDR", "PT_IPV6ADDR", "PT_IPADDR"})  # fixed size or not: text values
 RAW_TYPES = frozenset({"PT_BYTEBUF", "PT_CHARBUFARRAY", "PT_CHARBUF_PAIR_ARRAY", "PT_IPV4NET",
                        "PT_IPV6NET", "PT_IPNET", "PT_NONE", "PT_MAX"})
 
@@ -172,9 +173,11 @@ def _special_decoders(order: str) -> dict[str, Decoder]:
 def _decoders(order: str) -> dict[str, Decoder]:
     fixed = FIXED_BY_ORDER[order]
     special = _special_decoders(order)
-    return {name: _dec_fixed(fixed[name]) if name in fixed
+    # the address types have a fixed size too, but decode to text: special before fixed
+    return {name: special[name] if name in special
+            else _dec_fixed(fixed[name]) if name in fixed
             else _dec_str if name in STRING_TYPES
-            else special.get(name, _dec_raw)
+            else _dec_raw
             for name in et.PARAM_TYPES}
 
 
@@ -284,9 +287,10 @@ def _special_encoders(order: str) -> dict[str, Encoder]:
 def _encoders(order: str) -> dict[str, Encoder]:
     fixed = FIXED_BY_ORDER[order]
     special = _special_encoders(order)
-    return {name: _enc_fixed(fixed[name]) if name in fixed
+    return {name: special[name] if name in special
+            else _enc_fixed(fixed[name]) if name in fixed
             else _enc_str if name in STRING_TYPES
-            else special.get(name, _enc_raw)
+            else _enc_raw
             for name in et.PARAM_TYPES}
 
 

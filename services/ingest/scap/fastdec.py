@@ -54,7 +54,7 @@ def _build(code: int, n: int, order: str) -> Decoder:
             lines.append(f"        {v} = None")
         elif p.type == "PT_BYTEBUF":
             lines.append(f"    {v} = b[o:o + l] if l else None")
-        elif p.type != "PT_DYN" and p.type in fixed:
+        elif p.type != "PT_DYN" and p.type in fixed and p.type not in P.ADDRESS_TYPES:
             st = fixed[p.type]
             env[f"_u{i}"] = st.unpack_from
             lines.append(f"    if l == {st.size}:")
