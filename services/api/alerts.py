@@ -157,7 +157,9 @@ def _to_response(alert: dict[str, Any]) -> tuple[outputs_pb2.response, str, str,
     r.rule = rule = str(alert.get("rule", ""))
     r.output = out if isinstance(out, str) else field_text(out)
     if fields:
-        r.output_fields.update({str(k): field_text(v) for k, v in fields.items()})
+        m = r.output_fields
+        for k, v in fields.items():
+            m[k if type(k) is str else str(k)] = v if type(v) is str else field_text(v)
     r.hostname = hostname = str(alert.get("hostname", ""))
     tags = [str(x) for x in tags]
     r.tags.extend(tags)
