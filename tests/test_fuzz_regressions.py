@@ -252,3 +252,15 @@ async def test_resume_after_an_alert_the_stream_deleted_is_not_found(nats_broker
         call.cancel()
         await ch.close()
         await nc.close()
+
+
+def test_an_alert_whose_seq_is_a_boolean_is_converted_not_raised():
+    """The fuzz suite's bus_json target: `"seq": true` passed the int check (bool is an int in
+    Python) and protobuf raised TypeError in the API's conversion."""
+    from tiercel.api.alerts import Alert
+    from tiercel.pb.falco import outputs_pb2
+
+    body = json.dumps({"time": "2024-01-01T00:00:00.000000000Z", "rule": "r", "priority": "Warning",
+                       "output": "o", "source": "syscall", "seq": True, "id": "h:1:1"}).encode()
+    r = outputs_pb2.response.FromString(Alert.from_bus(body, None, 1).data)
+    assert r.rule == "r" and r.seq == 0

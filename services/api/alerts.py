@@ -165,7 +165,7 @@ def _to_response(alert: dict[str, Any]) -> tuple[outputs_pb2.response, str, str,
     r.tags.extend(tags)
     r.source = source
     r.id = alert_id = str(alert.get("id", ""))
-    r.seq = seq if isinstance(seq, int) and 0 <= seq < 1 << 64 else 0
+    r.seq = seq if type(seq) is int and 0 <= seq < 1 << 64 else 0  # not a bool: protobuf refuses those
     r.time.seconds, r.time.nanos = sec, nanos
     return r, rule, source, hostname, tags, alert_id
 
