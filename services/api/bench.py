@@ -225,6 +225,12 @@ def _collect(procs: list[subprocess.Popen], timeout: float) -> list[dict[str, An
     return out
 
 
+# The fleet "keeps up" when alerts arrive at 95% or more of the offered rate: the rate is counted
+# from the first publish to the last delivery, so even a fleet that keeps up exactly shows the last
+# alert's latency (50 ms on a 5 s run is 99%); one that falls behind shows far less.
+KEEPS_UP = 0.95
+
+
 def _burst(rig: Rig, mode: str, n: int, seq0: int) -> tuple[float, dict[str, Any]]:
     procs = rig.clients(mode, 1, 1, n, n, idle=10.0)
     rig.wait_subscribers(1)
@@ -292,8 +298,8 @@ def bench(ctx: BenchContext) -> list[Result]:
                 if i >= ctx.warmup:
                     runs.append(f)
             results.append(Result(f"{subs} subscribers x {rate:g}/s, {mode}: delivered/s", "alerts/s",
-                                  [f["delivered_per_s"] for f in runs], target=subs * rate,
-                                  extra={"runs": runs}))
+                                  [f["delivered_per_s"] for f in runs], target=KEEPS_UP * subs * rate,
+                                  extra={"runs": runs, "offered_per_s": subs * rate}))
             results.append(Result(f"{subs} subscribers x {rate:g}/s, {mode}: lost", "alerts",
                                   [float(f["missing"]) for f in runs], higher_is_better=False, target=0.0))
             results.append(Result(f"{subs} subscribers x {rate:g}/s, {mode}: API CPU per delivery", "us",
