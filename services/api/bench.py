@@ -28,7 +28,7 @@ import urllib.request
 from typing import Any
 
 from tiercel.common import bus
-from tiercel.common.benchmark import BenchContext, Result, register
+from tiercel.common.benchmark import BenchContext, Result, register, status_mb
 
 CLIENT = r'''
 import json, sys, threading, time
@@ -155,13 +155,7 @@ class Rig:
 
     def rss_mb(self) -> tuple[float, float]:
         """(current, peak) resident memory of the API process, MB."""
-        cur = peak = 0.0
-        for line in pathlib.Path(f"/proc/{self.api.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                cur = int(line.split()[1]) / 1024
-            elif line.startswith("VmHWM:"):
-                peak = int(line.split()[1]) / 1024
-        return cur, peak
+        return status_mb("VmRSS", self.api.pid) or 0.0, status_mb("VmHWM", self.api.pid) or 0.0
 
     def clients(self, mode: str, procs: int, streams: int, expect: int, qsize: int,
                 idle: float) -> list[subprocess.Popen]:

@@ -135,18 +135,30 @@ def machine() -> dict[str, Any]:
     return info
 
 
+def status_mb(key: str, pid: int | str = "self") -> float | None:
+    """A memory line of /proc/PID/status (VmRSS, VmHWM, ...) in MB; None when unreadable."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return None
+
+
 def max_rss_mb() -> float:
     """Peak RSS of this process's address space (VmHWM). Not ru_maxrss: Linux carries that across
     fork and exec, so a fresh interpreter started by a big benchmark process reported the parent's
     peak (the capture suite once showed 330 MB for a reader that needs 70)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+    peak = status_mb("VmHWM")
+    return peak if peak is not None else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def current_rss_mb() -> float:
+    """This process's resident set now (VmRSS), in MB."""
+    now = status_mb("VmRSS")
+    return now if now is not None else max_rss_mb()
 
 
 def run_suites(names: list[str], ctx: BenchContext) -> dict[str, Any]:

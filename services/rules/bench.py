@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tiercel.common.benchmark import BenchContext, Result, max_rss_mb, register
+from tiercel.common.benchmark import BenchContext, Result, current_rss_mb, max_rss_mb, register
 
 UPSTREAM = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "rules" / "upstream" / "falco_rules.yaml"
 TARGET_EPS = 300_000.0
@@ -166,18 +166,6 @@ def _compile(files: list[tuple[str, str]]) -> tuple[Any, float]:
         raise RuntimeError(f"ruleset failed to load: {errs[:1]}")
     outcome.ruleset.prepare()  # the generated evaluators are part of compiling
     return outcome.ruleset, time.perf_counter() - t0
-
-
-def current_rss_mb() -> float:
-    """This process's resident set now (VmRSS), in MB."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return max_rss_mb()
 
 
 @register("rules")
