@@ -74,18 +74,25 @@ async def test_every_alert_exactly_once_even_when_a_worker_is_killed(nats_broker
                 await asyncio.sleep(0.005)
 
         await steady(0, 30)
-        # A burst larger than the workers can evaluate at once: while a backlog waits in the stream,
-        # each worker holds batches it has not acked yet. Worker 0 dies then.
+        # A backlog in the stream while each worker holds batches it has not acked yet; worker 0
+        # dies then. The burst is published while the consumer is paused, so the backlog is there
+        # however fast the workers are (a quiet machine drained an unpaused burst before the check).
         from tests.ruleskit import encode
 
-        burst = [(encode(ev), hits) for ev, hits in (mixed_batch(k, n=200) for k in range(30, 100))]
+        stream, consumer = bus.EVENTS_STREAM.name, bus.RULES_CONSUMER
+        burst = [(encode(ev), hits) for ev, hits in (mixed_batch(k, n=200) for k in range(30, 230))]
+        await b.js.pause_consumer(stream, consumer, "2100-01-01T00:00:00Z")
         acks = []
         for events, hits in burst:  # encoded first, published at once
             first = b.seq.get(HOST, 1)
             acks.append(await b.publish_async(events))
             expected.update(first + i for i in hits)
         await asyncio.gather(*acks)
-        info = await b.js.consumer_info(bus.EVENTS_STREAM.name, bus.RULES_CONSUMER)
+        await b.js.resume_consumer(stream, consumer)
+        deadline = time.monotonic() + 10
+        while (info := await b.js.consumer_info(stream, consumer)).num_ack_pending == 0:
+            assert time.monotonic() < deadline, "the workers pulled nothing after the resume"
+            await asyncio.sleep(0.002)
         assert info.num_pending > 0 and info.num_ack_pending > 0
         system.kill(0)
         await steady(100, 20)
