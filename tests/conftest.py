@@ -57,3 +57,16 @@ def tiercel(*args: str, env: dict | None = None, timeout: float = 120, input: st
     if check and p.returncode != 0:
         raise AssertionError(f"tiercel {' '.join(args)} exited {p.returncode}: {p.stderr[-2000:]}")
     return p
+
+
+def params_by_name(enum: str, kw: dict) -> tuple[int, list]:
+    """An event code by its PPME name and its parameter list from keyword values (missing ones
+    None, trailing missing ones left out, as events of older layouts end early)."""
+    from tiercel.common import eventtable as et
+
+    code = et.PPME[enum]
+    params = [kw.pop(p.name, None) for p in et.info(code).params]
+    assert not kw, f"unknown params {kw}"
+    while params and params[-1] is None:
+        params.pop()
+    return code, params

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import CONFORMANCE
+from tests.conftest import CONFORMANCE, params_by_name
 from tiercel.common import eventtable as et
 from tiercel.common.event import Event, FdInfo, ThreadInfo
 from tiercel.ingest.k8saudit import to_event
@@ -95,12 +95,7 @@ class Host:
         return self.num
 
     def do(self, enum: str, thread: int, /, **kw) -> list[str]:
-        code = et.PPME[enum]
-        names = [p.name for p in et.info(code).params]
-        params = [kw.pop(n, None) for n in names]
-        assert not kw, f"unknown params {kw}"
-        while params and params[-1] is None:
-            params.pop()
+        code, params = params_by_name(enum, kw)
         e = Event(self._n(), 1_718_000_000_000_000_000 + self.num * 1000, thread, code, params)
         self.s.process(e)
         return [m.rule.name for m in self.rs.process(e)]

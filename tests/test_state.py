@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import pathlib
 
+from tests.conftest import params_by_name
 from tiercel.common import eventtable as et
 from tiercel.common.event import Event, FdInfo, ThreadInfo
 from tiercel.ingest.scap import blocks as B
@@ -19,12 +20,7 @@ def ev(enum: str, evtid: int, **kw) -> Event:
     """An event by its PPME name with parameters by name (the exit-only layout of libs >= 0.22)."""
     global _num
     _num += 1
-    code = et.PPME[enum]
-    names = [p.name for p in et.info(code).params]
-    params = [kw.pop(n, None) for n in names]
-    assert not kw, f"unknown params {kw}"
-    while params and params[-1] is None:
-        params.pop()
+    code, params = params_by_name(enum, kw)
     return Event(_num, 1_700_000_000_000_000_000 + _num, evtid, code, params)
 
 
