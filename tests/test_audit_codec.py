@@ -134,7 +134,15 @@ def test_assembler_interleaved_eoe_timeout_eviction_garbage():
 
 
 def _shape(events):
-    return [(e.serial, e.ts, e.complete, [(t, b.rstrip(b"\0")) for t, b in e.records]) for e in events]
+    """What an event gives: its records, and every accessor (asked before `records`, which the
+    datagram path builds only on demand)."""
+    out = []
+    for e in events:
+        types = sorted({d[4] | d[5] << 8 for d in e.raw} if e.raw else {t for t, _ in e.records})
+        reads = ((e.syscall_body or b"").rstrip(b"\0"), e.path_items(), e.cwd, e.proctitle, e.sockaddr,
+                 [(t, (e.body(t) or b"").rstrip(b"\0")) for t in types])
+        out.append((e.serial, e.ts, e.complete, [(t, b.rstrip(b"\0")) for t, b in e.records], reads))
+    return out
 
 
 def _both_ways(records, max_open=4):
@@ -170,7 +178,7 @@ def test_datagram_path_assembles_as_feed_does():
             rec(nl.AUDIT_PATH, 7, "item=0"), rec(nl.AUDIT_EOE, 7, "")]
     got, want = _both_ways(recs)
     assert got == want
-    assert got[0] == (1, 1700000000_123000000, True, [
+    assert got[0][:4] == (1, 1700000000_123000000, True, [
         (nl.AUDIT_SYSCALL, b"syscall=257 a0=1"), (nl.AUDIT_CWD, b'cwd="/a b"'),
         (nl.AUDIT_PATH, b"item=0 name=2F612062"), (nl.AUDIT_PATH, b""), (nl.AUDIT_PROCTITLE, b"proctitle=636174")])
     # one event's records over two reads: the second read finds the event open
@@ -178,9 +186,20 @@ def test_datagram_path_assembles_as_feed_does():
     out: list = []
     a.feed_datagrams([nl.pack_message(*recs[0], seq=0, flags=0)], 0, out)
     a.feed_datagrams([nl.pack_message(*r, seq=0, flags=0) for r in (recs[1], recs[6], recs[7])], 0, out)
-    assert _shape(out) == [(1, 1700000000_123000000, True, [(nl.AUDIT_SYSCALL, b"syscall=257 a0=1"),
-                                                            (nl.AUDIT_CWD, b'cwd="/a b"'),
-                                                            (nl.AUDIT_PROCTITLE, b"proctitle=636174")])]
+    assert [s[:4] for s in _shape(out)] == [(1, 1700000000_123000000, True, [
+        (nl.AUDIT_SYSCALL, b"syscall=257 a0=1"), (nl.AUDIT_CWD, b'cwd="/a b"'),
+        (nl.AUDIT_PROCTITLE, b"proctitle=636174")])]
+    # one event through both paths, each way round: its records stay in order
+    for datagrams_first in (True, False):
+        a, out = Assembler(), []
+        for i, r in enumerate((recs[0], recs[1], recs[6], recs[7])):
+            if (i % 2 == 0) == datagrams_first:
+                a.feed_datagrams([nl.pack_message(*r, seq=0, flags=0)], 0, out)
+            else:
+                out += a.feed(*r)
+        assert [s[3] for s in _shape(out)] == [[(nl.AUDIT_SYSCALL, b"syscall=257 a0=1"),
+                                                (nl.AUDIT_CWD, b'cwd="/a b"'),
+                                                (nl.AUDIT_PROCTITLE, b"proctitle=636174")]]
 
 
 def test_datagram_path_assembles_as_feed_does_generated():

@@ -68,11 +68,7 @@ class LiveState:
             pid = ev.tid
             t = threads.get(pid)
             span, ae = identity
-            cwd = None
-            for rtype, body in ae.records:
-                if rtype == _CWD:
-                    cwd = body
-                    break
+            cwd = ae.body(_CWD)
             if t is None:
                 self._adopt_audit(pid, span, cwd, ae)
             else:

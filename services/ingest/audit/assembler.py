@@ -13,17 +13,14 @@ parsed only when a translation asks for them.
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
-
 from tiercel.ingest.audit import netlink as nl
 from tiercel.ingest.audit.records import (
-    PATH_FAST_RE,
-    PATH_RE,
     GarbledRecord,
     SockAddr,
     execve_args,
     parse_fields,
     parse_sockaddr,
+    path_item,
     proctitle,
     untrusted,
     untrusted_bytes,
@@ -57,22 +54,48 @@ def _stamp_ts(stamp: bytes) -> tuple[int, int]:
     return ts, int(serial)
 
 
-class AuditEvent:
-    """The records of one audit event, with accessors for the parts Tiercel reads."""
+def record_body(d: bytes, off: int) -> bytes:
+    """The body of a record datagram whose `audit(stamp):` prefix ends at `off` (the space after
+    it and the NUL padding of the datagram cut)."""
+    start = off + 1 if len(d) > off and d[off] == 32 else off  # a record may end at its stamp
+    return d[start:].rstrip(b"\0") if d[-1] == 0 else d[start:]
 
-    __slots__ = ("stamp", "serial", "ts", "records", "complete", "_fields")
+
+class AuditEvent:
+    """The records of one audit event, with accessors for the parts Tiercel reads.
+
+    Records from `Assembler.feed_datagrams` stay the datagrams they came in (`raw`, netlink header
+    included; every body starts at `off`, the end of the shared `audit(stamp):` prefix): a body is
+    cut out only when an accessor reads it. `records` gives them all as (type, body)."""
+
+    __slots__ = ("stamp", "serial", "ts", "complete", "seen", "raw", "off", "_records", "_fields")
 
     def __init__(self, serial: int, ts: int, records: list[tuple[int, bytes]] | None = None,
-                 stamp: bytes = b""):
+                 stamp: bytes = b"", raw: list[bytes] | None = None, off: int = 0, seen: int = 0):
         self.serial = serial
         self.ts = ts  # ns since epoch (the kernel stamps milliseconds)
-        self.records = records if records is not None else []  # (type, body)
         self.complete = False  # ended by EOE (False: by timeout or eviction)
         self.stamp = stamp
+        self.seen = seen  # when its first record arrived (ns, the assembler's clock)
+        self.raw = raw
+        self.off = off
+        self._records = records if records is not None else ([] if raw is None else None)
         self._fields: dict[int, list[dict[str, bytes]]] | None = None
 
     def __repr__(self) -> str:
         return f"AuditEvent(serial={self.serial}, types={self.types}, complete={self.complete})"
+
+    def _body(self, d: bytes) -> bytes:
+        return record_body(d, self.off)
+
+    @property
+    def records(self) -> list[tuple[int, bytes]]:
+        """(type, body) of every record, in arrival order."""
+        recs = self._records
+        if recs is None:
+            body = self._body
+            recs = self._records = [(d[4] | d[5] << 8, body(d)) for d in self.raw]  # type: ignore[union-attr]
+        return recs
 
     def all(self, rtype: int) -> list[dict[str, bytes]]:
         """The parsed fields of every record of this type (parsed on first use, per type)."""
@@ -90,7 +113,13 @@ class AuditEvent:
 
     def body(self, rtype: int) -> bytes | None:
         """The unparsed body of the first record of this type."""
-        for t, b in self.records:
+        if self._records is None:
+            lo, hi = rtype & 0xFF, rtype >> 8
+            for d in self.raw:  # type: ignore[union-attr]
+                if d[4] == lo and d[5] == hi:
+                    return self._body(d)
+            return None
+        for t, b in self._records:
             if t == rtype:
                 return b
         return None
@@ -101,9 +130,15 @@ class AuditEvent:
 
     @property
     def syscall_body(self) -> bytes | None:
-        recs = self.records
-        if recs and recs[0][0] == _SYSCALL:  # the kernel writes SYSCALL first
-            return recs[0][1]
+        raw = self.raw
+        if raw and self._records is None:
+            d = raw[0]
+            if d[4] == 0x14 and d[5] == 0x05:  # AUDIT_SYSCALL (1300): the kernel writes it first
+                return self._body(d)
+        else:
+            recs = self.records
+            if recs and recs[0][0] == _SYSCALL:
+                return recs[0][1]
         return self.body(_SYSCALL)
 
     @property
@@ -128,20 +163,14 @@ class AuditEvent:
         return sorted(self.all(nl.AUDIT_PATH), key=lambda r: int(r.get("item", b"0") or 0))
 
     def path_items(self) -> list[tuple]:
-        """PATH records as (item, name token, inode, dev major, dev minor, mode, nametype), bytes
-        tokens (None where absent), by item number; one regex pass per record."""
-        out = []
-        for t, b in self.records:
-            if t == nl.AUDIT_PATH:
-                m = PATH_FAST_RE.match(b) or PATH_RE.match(b)
-                if m is not None:
-                    out.append(m.groups())
-                else:
-                    f = parse_fields(b)
-                    dev = f.get("dev", b"")
-                    ma, _, mi = dev.partition(b":")
-                    out.append((f.get("item", b"0"), f.get("name"), f.get("inode"), ma or None, mi or None,
-                                f.get("mode"), f.get("nametype", b"")))
+        """PATH records as `records.path_item` tuples (item, name token, inode, dev major, dev
+        minor, mode, nametype), by item number."""
+        if self._records is None:
+            off = self.off
+            out = [path_item(record_body(d, off)) for d in self.raw  # type: ignore[union-attr]
+                   if d[4] == 0x16 and d[5] == 0x05]  # AUDIT_PATH (1302)
+        else:
+            out = [path_item(b) for t, b in self._records if t == nl.AUDIT_PATH]
         if len(out) > 1:
             out.sort(key=lambda p: int(p[0]) if p[0].isdigit() else 0)
         return out
@@ -197,9 +226,8 @@ class Assembler:
         self.max_open = max_open
         self.timeout_ns = timeout_ns
         self.stats = AssemblerStats()
-        self._open: OrderedDict[bytes, tuple[AuditEvent, int]] = OrderedDict()  # stamp -> (event, first seen)
-        self._done: set[bytes] = set()
-        self._done_order: deque[bytes] = deque()
+        self._open: dict[bytes, AuditEvent] = {}  # stamp -> event, oldest first
+        self._done: dict[bytes, None] = {}  # stamps of the last `remember` (to 2x) completed events
         self._remember = remember
 
     @property
@@ -215,11 +243,11 @@ class Assembler:
     def feed_datagrams(self, datagrams: list[bytes], now_ns: int, out: list[AuditEvent]) -> int:
         """Raw datagrams from the audit socket (one record each, netlink header included): the
         events they complete are appended to `out`. Returns the number of non-record messages
-        (acks, errors) skipped. The hot loop of ingest: `_feed` inlined, one copy per record."""
+        (acks, errors) skipped. The hot loop of ingest: `_feed` inlined; a record is kept as the
+        datagram it came in (no copy, no slice: see AuditEvent)."""
         st = self.stats
         opened = self._open
         done = self._done
-        finish = self._finish
         other = 0
         nrec = 0
         # The records of one event nearly always arrive one after the other: `cur` is the
@@ -227,9 +255,8 @@ class Assembler:
         # it goes to the same event with no search, slice or lookup.
         cur = b"\xff"
         cur_ev: AuditEvent | None = None
-        off = 0
+        cur_raw: list[bytes] = []
         nev = 0
-        order, remember = self._done_order, self._remember
         for d in datagrams:
             nrec += 1
             if d.startswith(cur, 16):
@@ -239,15 +266,10 @@ class Assembler:
                     cur_ev.complete = True  # type: ignore[union-attr]
                     out.append(cur_ev)  # type: ignore[arg-type]
                     nev += 1
-                    done.add(stamp)
-                    order.append(stamp)
-                    if len(order) > remember:
-                        done.discard(order.popleft())
+                    done[stamp] = None
                     cur = b"\xff"
                     continue
-                start = off + 1 if len(d) > off and d[off] == 32 else off
-                body = d[start:].rstrip(b"\0") if d[-1] == 0 else d[start:]
-                cur_ev.records.append((d[4] | d[5] << 8, body))  # type: ignore[union-attr]
+                cur_raw.append(d)
                 continue
             if not d.startswith(b"audit(", 16):
                 if len(d) >= 16 and d[4] | d[5] << 8 < 1100:  # netlink control (ack, error): no record
@@ -262,8 +284,8 @@ class Assembler:
                 continue
             rtype = d[4] | d[5] << 8
             stamp = d[22:end]
-            entry = opened.get(stamp)
-            if entry is None:
+            ev = opened.get(stamp)
+            if ev is None:
                 if rtype == _EOE or stamp in done:
                     st.late += 1
                     continue
@@ -272,26 +294,36 @@ class Assembler:
                 except ValueError:
                     st.garbled += 1
                     continue
-                ev = AuditEvent(serial, ts, [], stamp)
-                opened[stamp] = (ev, now_ns)
+                ev = AuditEvent(serial, ts, None, stamp, [], end + 2, now_ns)
+                opened[stamp] = ev
                 if len(opened) > self.max_open:
-                    _, (old, _) = opened.popitem(last=False)
-                    out.append(finish(old, False))
-            else:
-                ev = entry[0]
-            if rtype == _EOE:
-                del opened[stamp]
-                out.append(finish(ev, True))
+                    out.append(self._finish(opened.pop(next(iter(opened))), False))
+            elif ev.raw is None:  # opened by `feed`: its records are (type, body) pairs
+                if rtype == _EOE:
+                    del opened[stamp]
+                    out.append(self._finish(ev, True))
+                else:
+                    ev.records.append((rtype, record_body(d, end + 2)))
                 cur = b"\xff"
                 continue
-            off = end + 2
-            cur, cur_ev = d[16:off], ev
-            start = off + 1 if len(d) > off and d[off] == 32 else off  # a record may end at its stamp
-            body = d[start:].rstrip(b"\0") if d[-1] == 0 else d[start:]
-            ev.records.append((rtype, body))
+            if rtype == _EOE:
+                del opened[stamp]
+                out.append(self._finish(ev, True))
+                cur = b"\xff"
+                continue
+            cur, cur_ev, cur_raw = d[16:end + 2], ev, ev.raw
+            cur_raw.append(d)
         st.records += nrec
         st.events += nev
+        if len(done) > 2 * self._remember:
+            self._forget()
         return other
+
+    def _forget(self) -> None:
+        """Keep the newest `remember` completed stamps (trimmed in bulk: one pass per `remember`)."""
+        done = self._done
+        for stamp in list(done)[:len(done) - self._remember]:
+            del done[stamp]
 
     def _feed(self, rtype: int, payload: bytes, now_ns: int, out: list[AuditEvent]) -> None:
         st = self.stats
@@ -301,8 +333,8 @@ class Assembler:
             st.garbled += 1
             return
         stamp = payload[6:end]
-        entry = self._open.get(stamp)
-        if entry is None:
+        ev = self._open.get(stamp)
+        if ev is None:
             if rtype == _EOE or stamp in self._done:
                 st.late += 1
                 return
@@ -311,26 +343,26 @@ class Assembler:
             except ValueError:
                 st.garbled += 1
                 return
-            ev = AuditEvent(serial, ts, [], stamp)
-            self._open[stamp] = (ev, now_ns)
+            ev = AuditEvent(serial, ts, [], stamp, seen=now_ns)
+            self._open[stamp] = ev
             if len(self._open) > self.max_open:
-                _, (old, _) = self._open.popitem(last=False)
-                out.append(self._finish(old, False))
-        else:
-            ev = entry[0]
+                out.append(self._finish(self._open.pop(next(iter(self._open))), False))
         if rtype == _EOE:
             del self._open[stamp]
             out.append(self._finish(ev, True))
             return
-        ev.records.append((rtype, payload[end + 3:] if payload[end + 2:end + 3] == b" " else payload[end + 2:]))
+        recs = ev.records
+        ev.raw = None  # opened by `feed_datagrams`: from now on, (type, body) pairs
+        recs.append((rtype, payload[end + 3:] if payload[end + 2:end + 3] == b" " else payload[end + 2:]))
 
     def expire(self, now_ns: int) -> list[AuditEvent]:
         """Complete the events that waited longer than the timeout for their EOE."""
         out: list[AuditEvent] = []
         opened = self._open
         while opened:
-            stamp, (ev, seen) = next(iter(opened.items()))
-            if now_ns - seen < self.timeout_ns:
+            stamp = next(iter(opened))
+            ev = opened[stamp]
+            if now_ns - ev.seen < self.timeout_ns:
                 break
             del opened[stamp]
             out.append(self._finish(ev, False))
@@ -338,7 +370,7 @@ class Assembler:
 
     def flush(self) -> list[AuditEvent]:
         """Complete everything still open (at shutdown)."""
-        out = [self._finish(ev, False) for ev, _ in self._open.values()]
+        out = [self._finish(ev, False) for ev in self._open.values()]
         self._open.clear()
         return out
 
@@ -348,9 +380,8 @@ class Assembler:
         st.events += 1
         if not complete:
             st.incomplete += 1
-        self._done.add(ev.stamp)
-        order = self._done_order
-        order.append(ev.stamp)
-        if len(order) > self._remember:
-            self._done.discard(order.popleft())
+        done = self._done
+        done[ev.stamp] = None
+        if len(done) > 2 * self._remember:
+            self._forget()
         return ev

@@ -122,6 +122,30 @@ PATH_FAST_RE = re.compile(
     rb"item=(\d+) name=(\S+) (?:inode=(\d+) dev=([0-9a-f]+):([0-9a-f]+) mode=([0-7]+) ouid=\d+ ogid=\d+ "
     rb"rdev=[0-9a-f]+:[0-9a-f]+ (?:obj=[^ =]+ )?)?nametype=(\w+)")
 
+_PATHS: dict[bytes, tuple] = {}  # PATH bodies repeat (a program opens the same files): parsed once
+_PATHS_MAX = 4096
+
+
+def path_item(body: bytes) -> tuple:
+    """A PATH record body as (item, name token, inode, dev major, dev minor, mode, nametype),
+    bytes tokens (None where absent)."""
+    got = _PATHS.get(body)
+    if got is not None:
+        return got
+    m = PATH_FAST_RE.match(body) or PATH_RE.match(body)
+    if m is not None:
+        got = m.groups()
+    else:
+        f = parse_fields(body)
+        dev = f.get("dev", b"")
+        ma, _, mi = dev.partition(b":")
+        got = (f.get("item", b"0"), f.get("name"), f.get("inode"), ma or None, mi or None, f.get("mode"),
+               f.get("nametype", b""))
+    if len(_PATHS) >= _PATHS_MAX:
+        _PATHS.clear()
+    _PATHS[body] = got
+    return got
+
 
 def untrusted(token: bytes | None) -> str | None:
     """An "untrusted string" field (comm, exe, name, cwd, aN, proctitle, key): quoted text, hex
