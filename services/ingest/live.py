@@ -36,6 +36,8 @@ from tiercel.ingest.queue import EventQueue
 
 log = logging.getLogger("tiercel.ingest")
 
+LINGER_BELOW = 256  # events per read under which the reader lingers before the next read
+
 
 class AuditDriver:
     """Kernel audit over NETLINK_AUDIT (see tiercel.ingest.audit)."""
@@ -208,7 +210,8 @@ class KernelReader(threading.Thread):
 
     def __init__(self, driver: Any, queue: EventQueue, kernel: StageCounters, ingest: StageCounters,
                  state: LiveState | None = None, on_event: Callable[[Event], None] | None = None,
-                 batch_size: int = 256, batch_interval: float = 0.02, poll_timeout: float = 0.05):
+                 batch_size: int = 256, batch_interval: float = 0.02, poll_timeout: float = 0.05,
+                 linger: float = 0.002):
         super().__init__(name=f"tiercel-{driver.name}-reader", daemon=True)
         self.driver = driver
         self.queue = queue
@@ -219,6 +222,7 @@ class KernelReader(threading.Thread):
         self.batch_size = batch_size
         self.batch_interval = batch_interval
         self.poll_timeout = poll_timeout
+        self.linger = linger
         self._stop_evt = threading.Event()
         self.error: BaseException | None = None
         self._enobufs_seen = 0
@@ -245,12 +249,18 @@ class KernelReader(threading.Thread):
         process = state.process
         size, interval = self.batch_size, self.batch_interval
         stop = self._stop_evt
+        linger, sleep = self.linger, time.sleep
+        got = 0
         while not stop.is_set():
             timeout = self.poll_timeout
             if self._pending:
                 timeout = max(0.0, min(timeout, self._first + interval - time.monotonic()))
-            select.select([fd], [], [], timeout)
+            if select.select([fd], [], [], timeout)[0] and linger and got < LINGER_BELOW:
+                # keeping up: let records gather for a moment, so one wakeup and one read take a
+                # batch (every wakeup costs the kernel and us about a record's worth of CPU)
+                sleep(linger)
             pairs, garbled = drv.poll()
+            got = len(pairs)
             if drv.enobufs != self._enobufs_seen:
                 self.kernel.drop("netlink_enobufs", drv.enobufs - self._enobufs_seen)
                 self._enobufs_seen = drv.enobufs

@@ -165,7 +165,8 @@ class IngestWorker:
         print(f"tiercel ingest: {self.driver.describe()}; {n} threads from /proc", file=sys.stderr)
         self.reader = KernelReader(self.driver, self.queue, self.kernel, self.ingest, self.state,
                                    batch_size=self.cfg["ingest.batch_size"],
-                                   batch_interval=self.cfg["ingest.batch_interval_ms"] / 1000.0)
+                                   batch_interval=self.cfg["ingest.batch_interval_ms"] / 1000.0,
+                                   linger=self.cfg["ingest.read_linger_ms"] / 1000.0)
         self.reader.start()
 
     async def _stop_driver(self) -> None:
