@@ -274,6 +274,8 @@ def test_syscall_groups_read_as_syscall_re():
         for _ in range(2):  # first sight, then remembered
             m = SYSCALL_RE.match(body)
             assert syscall_groups(body) == (m.groups() if m else _syscall_fields(body))
+            # read in place, inside a datagram with NUL padding (the hot path)
+            assert syscall_groups(b"audit(1:2): " + body + b"\0\0", 12, 12 + len(body)) == syscall_groups(body)
         matched.append(m is not None)
 
     check()

@@ -128,6 +128,19 @@ class AuditEvent:
     def types(self) -> list[int]:
         return [t for t, _ in self.records]
 
+    def syscall_span(self) -> tuple[bytes, int, int] | None:
+        """The SYSCALL record's body as (buffer, start, end), read in place from its datagram on
+        the hot path (no copy); None when the event has none."""
+        raw = self.raw
+        if raw and self._records is None:
+            d = raw[0]
+            if d[4] == 0x14 and d[5] == 0x05:  # AUDIT_SYSCALL (1300): the kernel writes it first
+                off = self.off
+                start = off + 1 if len(d) > off and d[off] == 32 else off
+                return d, start, len(d) if d[-1] != 0 else max(start, len(d.rstrip(b"\0")))
+        b = self.syscall_body
+        return None if b is None else (b, 0, len(b))
+
     @property
     def syscall_body(self) -> bytes | None:
         raw = self.raw

@@ -85,12 +85,15 @@ _IDENT_KEYS = (b"ppid", b"pid", b"auid", b"uid", b"gid", b"euid", b"suid", b"fsu
                b"tty", b"ses", b"comm", b"exe")
 
 
-def syscall_groups(body: bytes) -> tuple | None:
+def syscall_groups(body: bytes, pos: int = 0, endpos: int | None = None) -> tuple | None:
     """(arch, syscall, exit, a0, a1, a2, a3, identity span, ppid, pid) as bytes tokens (exit may be
-    None), from a SYSCALL record body; None when it has no arch/syscall/pid."""
-    m = _SYSCALL_HEAD_RE.match(body)
+    None), from a SYSCALL record body (`body[pos:endpos]`: a record in its datagram is read in
+    place); None when it has no arch/syscall/pid."""
+    if endpos is None:
+        endpos = len(body)
+    m = _SYSCALL_HEAD_RE.match(body, pos, endpos)
     if m is not None:
-        rest = body[m.end():]
+        rest = body[m.end():endpos]
         ident = _IDENTS.get(rest)
         if ident is None and rest not in _IDENTS:
             mi = _SYSCALL_IDENT_RE.match(rest)
@@ -100,7 +103,7 @@ def syscall_groups(body: bytes) -> tuple | None:
             _IDENTS[rest] = ident
         if ident is not None:
             return m.groups() + ident
-    return _syscall_fields(body)
+    return _syscall_fields(body[pos:endpos])
 
 
 def _syscall_fields(body: bytes) -> tuple | None:

@@ -252,10 +252,25 @@ class Ctx:
 
 # --- per-syscall parameter builders ---------------------------------------------------------------
 
+_OPENED: dict[tuple, tuple[str | None, int, int, bool]] = {}  # path_item tuple -> _open_common's answer
+_OPENED_MAX = 4096
+
+
 def _open_common(c: Ctx, name_idx: int = 0) -> tuple[str | None, int, int, bool]:
     p = _main_path(c.ae, name_idx)
     if p is None:
         return None, 0, 0, False
+    got = _OPENED.get(p)  # programs open the same files again and again
+    if got is None:
+        got = _open_path(p)
+        if len(_OPENED) >= _OPENED_MAX:
+            _OPENED.clear()
+        _OPENED[p] = got
+    return got
+
+
+def _open_path(p: tuple) -> tuple[str | None, int, int, bool]:
+    """(name, dev, inode, created) of a PATH item."""
     name = p[_P_NAME]
     if name is not None and len(name) > 1 and name[0] == 34 and name[-1] == 34:  # "quoted": most are
         name = name[1:-1].decode("utf-8", "surrogateescape")
@@ -672,11 +687,11 @@ class Translator:
     def translate(self, ae: AuditEvent) -> tuple[Event, tuple[bytes, AuditEvent]] | None:
         """The exit event of one audit event and the identity its SYSCALL record states
         (`ppid=... exe=...` span, the audit event); None when it is not translated."""
-        body = ae.syscall_body
-        if body is None:
+        span = ae.syscall_span()
+        if span is None:
             self.not_syscall += 1
             return None
-        g = syscall_groups(body)
+        g = syscall_groups(*span)
         if g is None:
             self.garbled += 1
             return None
