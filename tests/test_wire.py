@@ -10,7 +10,7 @@ import pytest
 
 from tiercel.common import bus
 from tiercel.common import eventtable as et
-from tiercel.common.event import Event, ThreadInfo, decode_events, encode_event, encode_events
+from tiercel.common.event import Event, FdInfo, ThreadInfo, decode_events, encode_event, encode_events
 from tiercel.common.wire import MAX_DEPTH, Decoder, Encoder
 from tiercel.ingest.scap.reader import read_scap
 from tiercel.ingest.state import StateEngine
@@ -151,3 +151,78 @@ def test_undecodable_strings_survive():
             msgpack.unpackb(item, raw=False, unicode_errors="surrogateescape", strict_map_key=False))
         assert item == again
     assert ipaddress.ip_address("::1")
+
+
+def _process(tid: int, comm: str, parent: ThreadInfo | None = None) -> ThreadInfo:
+    t = ThreadInfo(tid, comm=comm, exe=f"/usr/bin/{comm}", parent=parent, ptid=parent.tid if parent else 0)
+    t.main = t
+    return t
+
+
+def _event(num: int, t: ThreadInfo) -> Event:
+    e = Event(num, num, t.tid, et.PPME["PPME_SYSCALL_CLOSE_X"], [0, -1])
+    e.thread = t
+    return e
+
+
+def test_an_ancestor_changed_between_two_events_of_a_batch_is_seen():
+    """The encoder remembers each thread's ancestor chain; any change to any level between two
+    events of one batch (what the state engine or the live merge can do) must give the second
+    event the new snapshot."""
+    init = _process(1, "systemd")
+    sh = _process(100, "bash", init)
+    cat = _process(200, "cat", sh)
+    enc = Encoder()
+    items, want = [], []
+
+    def emit() -> None:
+        items.append(enc.encode(_event(len(items) + 1, cat)))
+        p = cat.parent
+        top = p.parent.parent
+        want.append((cat.comm, cat.main is cat, p.tid, p.comm, len(p.fds), p.parent.comm, top and top.comm))
+
+    emit()
+    emit()  # unchanged: the same snapshot, by reference
+    sh.comm = "zsh"  # an ancestor's exec
+    sh.version += 1
+    emit()
+    sh.fds[5] = FdInfo(5, "file", "/tmp/x")  # an ancestor's fd table (its version stays)
+    emit()
+    other = _process(150, "tmux", init)
+    cat.parent = other  # reparented without a version bump (a live merge adopting the parent)
+    emit()
+    cat.parent = sh
+    init.comm = "init"  # the top of the chain
+    init.version += 1
+    emit()
+    worker = ThreadInfo(201, 200, comm="cat")  # cat is no longer its own main thread
+    cat.main = worker
+    worker.main = worker
+    emit()
+    cat.main = cat
+    del sh.fds[5]  # back to an fd count an earlier snapshot had
+    emit()
+    init.parent = _process(0, "swapper")  # the chain grows above its top
+    emit()
+    evs, bad = decode_events(items)
+    assert bad == 0
+    got = [(d.thread.comm, d.thread.main is d.thread, d.thread.parent.tid, d.thread.parent.comm,
+            d.thread.parent.nfds, d.thread.parent.parent.comm,
+            d.thread.parent.parent.parent and d.thread.parent.parent.parent.comm) for d in evs]
+    assert got == want
+    assert len(items[1]) < len(items[0]) / 2  # the unchanged chain was sent once
+
+
+def test_a_thread_gone_mid_batch_never_lends_its_snapshot():
+    """Snapshots are keyed by thread: one that ends (and is freed) mid-batch must not be taken
+    for a new thread the allocator puts at its address."""
+    enc = Encoder()
+    items = []
+    for i in range(50):  # short-lived processes, each gone before the next starts
+        t = _process(1000 + i, f"p{i}")
+        t.fds = {0: FdInfo(0, "file", "/dev/null")}
+        items.append(enc.encode(_event(i + 1, t)))
+        del t
+    evs, bad = decode_events(items)
+    assert bad == 0
+    assert [e.thread.comm for e in evs] == [f"p{i}" for i in range(50)]

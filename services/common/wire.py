@@ -67,23 +67,36 @@ _FD_PARAMS: list[tuple[tuple[int, ...], tuple[int, ...]]] = [
     (tuple(i for i, p in enumerate(e.params) if p.type in ("PT_FD", "PT_FD32")),
      tuple(i for i, p in enumerate(e.params) if p.type == "PT_FDLIST"))
     for e in et.EVENTS]
+# Per code, what `encode` checks for referenced fds: the index of the one fd parameter (most
+# events), -1 none, -2 several or an fd list (`_referenced_fds`).
+_FD_REF: list[int] = [(fdp[0] if len(fdp) == 1 else -1) if not fdl and len(fdp) <= 1 else -2
+                      for fdp, fdl in _FD_PARAMS]
+_NCODES = len(_FD_REF)
 
 
 class Encoder:
-    """Encodes a list of events into wire items, sharing thread snapshots between them."""
+    """Encodes a list of events into wire items, sharing thread snapshots between them.
 
-    __slots__ = ("_index", "_n", "_chains")
+    Snapshots are keyed by the thread objects themselves (with their `version` and fd count), so
+    a thread that ends mid-batch stays alive until the encoder goes: a new thread can never take
+    its id and with it its snapshot."""
+
+    __slots__ = ("_index", "_n", "_chains", "_leaders")
 
     def __init__(self) -> None:
         self._index: dict[tuple, int] = {}
         self._n = 0
-        self._chains: dict[tuple, int] = {}  # (id, version, nfds) of a whole ancestor chain -> index
+        # a whole ancestor chain of leaders ((thread, version, nfds) of each level) -> index
+        self._chains: dict[tuple, int] = {}
+        # thread -> (its chain as last keyed, the thread past the chain's end, snapshot index):
+        # checking an unchanged chain in place is cheaper than building its key again
+        self._leaders: dict[ThreadInfo, tuple[tuple, ThreadInfo | None, int]] = {}
 
     @staticmethod
     def _chain_key(t: ThreadInfo) -> tuple | None:
-        """(id, version, fd count) of each thread of an ancestor chain: equal keys within a batch
-        name the same snapshot the recursion would find, so it is found without the recursion.
-        Only for chains of process leaders (no separate main thread to follow)."""
+        """(thread, version, fd count) of each thread of an ancestor chain: equal keys within a
+        batch name the same snapshot the recursion would find, so it is found without the
+        recursion. Only for chains of process leaders (no separate main thread to follow)."""
         sig: list = []
         a: ThreadInfo | None = t
         d = 0
@@ -91,7 +104,8 @@ class Encoder:
             m = a.main
             if m is not None and m is not a:
                 return None
-            sig.append((id(a), a.version, a.nfds if a.nfds is not None else len(a.fds)))
+            n = a.nfds
+            sig.append((a, a.version, len(a.fds) if n is None else n))
             a = a.parent
             d += 1
         return tuple(sig)
@@ -108,7 +122,7 @@ class Encoder:
         else:
             mw, mi = self._thread(m, depth + 1)
         nfds = t.nfds if t.nfds is not None else len(t.fds)
-        key = (id(t), t.version, nfds, pi, mi)
+        key = (t, t.version, nfds, pi, mi)
         idx = self._index.get(key)
         if idx is not None:
             return idx, idx
@@ -118,32 +132,60 @@ class Encoder:
         self._index[key] = idx
         return snap, idx
 
+    def _thread_slow(self, t: ThreadInfo) -> Any:
+        """The thread's wire value when its chain is not the one last seen for it."""
+        key = self._chain_key(t)
+        if key is None:
+            return self._thread(t, 0)[0]
+        idx = self._chains.get(key)
+        if idx is None:
+            th, idx = self._thread(t, 0)
+            self._chains[key] = idx  # type: ignore[assignment]
+        else:
+            th = idx
+        last = key[-1][0].parent if len(key) > MAX_DEPTH else None
+        self._leaders[t] = (key, last, idx)  # type: ignore[assignment]
+        return th
+
     def encode(self, ev: Event) -> bytes:
         t = ev.thread
+        f = ev.fd
+        code = ev.code
+        refs = None
         if t is None:
             th = None
         else:
-            key = self._chain_key(t)
-            th = self._chains.get(key) if key is not None else None
+            # the common case: the thread's chain is still the one last keyed for it (each level
+            # the same thread, version, fd count, and its own main thread)
+            hit = self._leaders.get(t)
+            th = None
+            if hit is not None:
+                key, last, idx = hit
+                a: Any = t
+                for o, v, n in key:
+                    if o is not a or a.version != v:
+                        break
+                    x = a.nfds
+                    m = a.main
+                    if (len(a.fds) if x is None else x) != n or (m is not a and m is not None):
+                        break
+                    a = a.parent
+                else:
+                    if a is last:
+                        th = idx
             if th is None:
-                th, idx = self._thread(t, 0)
-                if key is not None and idx is not None:
-                    self._chains[key] = idx
-        f = ev.fd
-        refs = None
-        code = ev.code
-        if t is not None and 0 <= code < len(_FD_PARAMS):
-            fdp, fdl = _FD_PARAMS[code]
-            if fdl or len(fdp) > 1:
-                refs = _referenced_fds(ev, t, fdp, fdl)
-            elif fdp:  # one fd parameter (most events): often the event's own fd, or none
-                i = fdp[0]
-                p = ev.params
-                v = p[i] if i < len(p) else None
-                if type(v) is int and v >= 0:
-                    o = t.fds.get(v)
-                    if o is not None and o is not f:
-                        refs = [_fd_snapshot(o)]
+                th = self._thread_slow(t)
+            if 0 <= code < _NCODES:
+                i = _FD_REF[code]
+                if i >= 0:  # one fd parameter (most events): often the event's own fd, or none
+                    p = ev.params
+                    v = p[i] if i < len(p) else None
+                    if type(v) is int and v >= 0:
+                        o = t.fds.get(v)
+                        if o is not None and o is not f:
+                            refs = [_fd_snapshot(o)]
+                elif i == -2:
+                    refs = _referenced_fds(ev, t, *_FD_PARAMS[code])
         flags = (1 if ev.fdrel else 0) | (2 if ev.fd_name_changed else 0) | (ev.dump_flags << 8)
         extra = ev.extra
         if extra is not None and "fds" in extra:
