@@ -356,26 +356,26 @@ class StateEngine:
         # mmap's fd is not its first enter param: sysdig 0.29's table did not count mmap among the
         # fd events, and its fd.* fields show nothing there; we keep that view.
         not_fd = _codes("mmap", "mmap2", direction=">") | _codes("mmap", "mmap2", direction="<")
+        vm_attrs = {"vm_size": "vmsize_kb", "vm_rss": "vmrss_kb", "vm_swap": "vmswap_kb",
+                    "pgft_maj": "pfmajor", "pgft_min": "pfminor"}
         for info in et.EVENTS:
             c = info.code
             # switch events do not touch the per-thread enter/exit bookkeeping (libsinsp)
             skip = bool(info.flags & et.EF["EF_SKIPPARSERESET"]) or info.unused or info.name == "switch"
             fl = 0 if c in not_fd else info.flags
+            vm = (tuple((i, vm_attrs[p.name]) for i, p in enumerate(info.params) if p.name in vm_attrs)
+                  if not _codes_named(info, "execve", "execveat", "clone", "clone3", "fork", "vfork") else ())
+            pids = tuple(i for i, p in enumerate(info.params) if p.type in ("PT_PID", "PT_PID32"))
+            # one tuple per code, unpacked once per event: everything `process` decides by code
             spec[c] = (info.dir == ">", bool(fl & fdrel_mask), bool(fl & et.EF_USES_FD),
-                       info.fd_param, handlers.get(c), skip)
+                       info.fd_param, handlers.get(c), skip, c not in fd_only, pids, vm)
         self._spec = spec
         self._pidx = [info.param_index for info in et.EVENTS]  # per code: param name -> index
-        # per open-like exit code: indices of name, path, flags, mode, dirfd, dev, ino (None: absent)
+        # per open-like exit code: indices of name, path, flags, mode, dirfd, dev, ino (None: absent),
+        # and the count of params that holds them all (an event that long needs no bound checks)
         self._open_ix = {c: tuple(et.EVENTS[c].param_index.get(k) for k in _OPEN_PARAMS)
                          for c, h in handlers.items() if h == self._on_open_exit}
-        self._fd_only = frozenset(fd_only)
-        vm_attrs = {"vm_size": "vmsize_kb", "vm_rss": "vmrss_kb", "vm_swap": "vmswap_kb",
-                    "pgft_maj": "pfmajor", "pgft_min": "pfminor"}
-        self._vm_params = [tuple((i, vm_attrs[p.name]) for i, p in enumerate(info.params) if p.name in vm_attrs)
-                           if not _codes_named(info, "execve", "execveat", "clone", "clone3", "fork", "vfork")
-                           else () for info in et.EVENTS]
-        self._pid_params = [tuple(i for i, p in enumerate(info.params) if p.type in ("PT_PID", "PT_PID32"))
-                            for info in et.EVENTS]
+        self._open_full = {c: 1 + max((i for i in ix if i is not None), default=-1) for c, ix in self._open_ix.items()}
 
     def process(self, ev: Event) -> Event:
         """Enrich one event and apply what it changes."""
@@ -388,22 +388,21 @@ class StateEngine:
             self._pending_close = None
         code = ev.code
         try:
-            is_enter, fdrel, uses_fd, fdidx, handler, skip = self._spec[code]
+            is_enter, fdrel, uses_fd, fdidx, handler, skip, bump, pids, vm = self._spec[code]
         except (IndexError, TypeError):
             return ev
         if ev.source != "syscall":
             return ev
         tid = ev.tid
-        threads = self.threads
-        t = threads.get(tid)
+        t = self.threads.get(tid)
         if skip:
             ev.thread = t
             if handler is not None:
                 handler(ev, t)
-            if self._pid_params[code]:
-                self._pid_refs(ev, self._pid_params[code])
-            if t is not None and self._vm_params[code]:
-                self._vm_update(ev, t, self._vm_params[code])
+            if pids:
+                self._pid_refs(ev, pids)
+            if t is not None and vm:
+                self._vm_update(ev, t, vm)
                 t.version += 1
             return ev
         if t is None:
@@ -412,13 +411,13 @@ class StateEngine:
             else:
                 t = self._unknown_thread(tid)
         ev.thread = t
-        params = ev.params
         if is_enter:
             if t is not None:
                 t.lastevent_fd = -1
                 t.lastevent_code = code
                 t.lastevent = ev
                 if uses_fd:
+                    params = ev.params
                     if fdidx is not None and fdidx < len(params) and type(params[fdidx]) is int:
                         fd = params[fdidx]
                         t.lastevent_fd = fd
@@ -435,6 +434,7 @@ class StateEngine:
             if fdrel:
                 ev.fdrel = True
                 if uses_fd:
+                    params = ev.params
                     if fdidx is not None and fdidx < len(params) and type(params[fdidx]) is int:
                         fd = params[fdidx]
                         t.lastevent_fd = fd
@@ -446,14 +446,13 @@ class StateEngine:
             t.lastevent_code = -1
         if handler is not None:
             handler(ev, t)
-            if fdrel and t is not None and not is_enter:
-                ev.fdnum = t.lastevent_fd
-            if t is not None and code not in self._fd_only:
-                t.version += 1
-        pids = self._pid_params[code]
+            if t is not None:
+                if fdrel and not is_enter:
+                    ev.fdnum = t.lastevent_fd
+                if bump:
+                    t.version += 1
         if pids:
             self._pid_refs(ev, pids)
-        vm = self._vm_params[code]
         if vm and t is not None:
             self._vm_update(ev, t, vm)
             t.version += 1
@@ -545,22 +544,34 @@ class StateEngine:
             mode = self._enter_param(t, ev, "mode")
         mode = mode or 0
         raw = name or ""
-        if i_dirfd is not None:
-            dirfd = p[i_dirfd] if i_dirfd < n else None
-            if dirfd is None:
-                dirfd = self._enter_param(t, ev, "dirfd")
-            base = self._dir_of(t, dirfd)
-        elif et.EVENTS[ev.code].name == "open_by_handle_at":
-            base = ""
+        if raw[:1] == "/":
+            # absolute: the directory it would be joined to does not matter (nor is it looked up);
+            # already normal (most are, see _norm) means no call at all
+            full = raw if "//" not in raw and "/." not in raw and (raw[-1] != "/" or raw == "/") else _norm(raw)
+        elif not raw:
+            full = raw
         else:
-            base = self._cwd(t)
-        full = concatenate_paths(base, raw) if raw else raw
-        typ = "directory" if flags & O_DIRECTORY else "file"
+            if i_dirfd is not None:
+                dirfd = p[i_dirfd] if i_dirfd < n else None
+                if dirfd is None:
+                    dirfd = self._enter_param(t, ev, "dirfd")
+                base = self._dir_of(t, dirfd)
+            elif et.EVENTS[ev.code].name == "open_by_handle_at":
+                base = ""
+            else:
+                base = self._cwd(t)
+            full = concatenate_paths(base, raw)
         dev = p[i_dev] if i_dev is not None and i_dev < n else None
         ino = p[i_ino] if i_ino is not None and i_ino < n else None
-        f = FdInfo(fd, typ, full, nameraw=raw, flags=flags, mode=mode, dev=0 if dev is None else dev,
-                   ino=0 if ino is None else ino)
-        self._add_fd(t, ev, f)
+        f = FdInfo(fd, "directory" if flags & O_DIRECTORY else "file", full, nameraw=raw, flags=flags,
+                   mode=mode, dev=0 if dev is None else dev, ino=0 if ino is None else ino)
+        # what _add_fd does, inline (the hottest fd creator)
+        f.pid = t.pid
+        ev.fd_name_changed = bool(full)
+        t.fds[fd] = f
+        t.lastevent_fd = fd
+        ev.fd = f
+        ev.fdnum = fd
 
     def _cwd(self, t: ThreadInfo) -> str:
         m = t.main if t.main is not None else t
@@ -679,8 +690,8 @@ class StateEngine:
             f.is_server = True
 
     def _on_close_exit(self, ev: Event, t: ThreadInfo) -> None:
-        res = self._res(ev)
-        if t is None or (res is not None and res < 0):
+        p = ev.params
+        if t is None or (p and type(p[0]) is int and p[0] < 0):  # failed (res < 0): nothing closed
             return
         fd = t.lastevent_fd
         if fd >= 0:
