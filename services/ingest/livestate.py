@@ -45,6 +45,7 @@ class LiveState:
 
     def __init__(self, engine: StateEngine | None = None, proc: str = "/proc", sweep_s: float = 10.0):
         self.engine = engine if engine is not None else StateEngine()
+        self._engine_process = self.engine.process  # bound once: called for every event
         self.proc = proc
         self.sweep_s = sweep_s
         self._next_sweep = time.monotonic() + sweep_s
@@ -63,10 +64,9 @@ class LiveState:
 
     # --- per event --------------------------------------------------------------------------
     def process(self, ev: Event, identity: Any = None) -> Event:
-        threads = self.engine.threads
         if type(identity) is tuple:  # audit: (span, AuditEvent)
             pid = ev.tid
-            t = threads.get(pid)
+            t = self.engine.threads.get(pid)
             span, ae = identity
             cwd = ae.body(_CWD)
             if t is None:
@@ -75,12 +75,11 @@ class LiveState:
                 seen = self._seen.get(pid)
                 if seen is None or seen[0] is not t or seen[1] != span or (cwd is not None and seen[2] != cwd):
                     self._merge_audit(t, span, cwd, seen)
-        elif isinstance(identity, ThreadInfo):  # proc connector: a ThreadInfo read from /proc
+        elif identity is not None and isinstance(identity, ThreadInfo):  # proc connector: read from /proc
             self._merge_hint(ev.tid, identity)
-        code = ev.code
-        if code in _CLONE_CODES:
+        if ev.code in _CLONE_CODES:
             return self._clone(ev)
-        return self.engine.process(ev)
+        return self._engine_process(ev)
 
     def _clone(self, ev: Event) -> Event:
         """A clone in the parent: a thread (no entry: its events carry the process's pid), or a

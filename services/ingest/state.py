@@ -87,10 +87,15 @@ def concatenate_paths(cwd: str, path: str) -> str:
     return _norm(path)
 
 
+def _is_normal(path: str) -> bool:
+    """An absolute path with no empty, "." or ".." component and no trailing slash is already
+    normal (most paths are, dot-files included): normpath would return it unchanged."""
+    return (path[:1] == "/" and "//" not in path and "/./" not in path and "/../" not in path
+            and (path[-1] != "/" or path == "/") and path[-2:] != "/." and path[-3:] != "/..")
+
+
 def _norm(path: str) -> str:
-    # An absolute path with no empty, "." or ".." component and no trailing slash is already
-    # normal (most paths are): normpath would return it unchanged.
-    if path[:1] == "/" and "//" not in path and "/." not in path and (path[-1:] != "/" or path == "/"):
+    if _is_normal(path):
         return path
     n = posixpath.normpath(path)
     if n.startswith("//"):
@@ -546,8 +551,12 @@ class StateEngine:
         raw = name or ""
         if raw[:1] == "/":
             # absolute: the directory it would be joined to does not matter (nor is it looked up);
-            # already normal (most are, see _norm) means no call at all
-            full = raw if "//" not in raw and "/." not in raw and (raw[-1] != "/" or raw == "/") else _norm(raw)
+            # already normal (`_is_normal`, inline: this runs for every open) is kept as it is
+            if ("//" not in raw and "/./" not in raw and "/../" not in raw and (raw[-1] != "/" or raw == "/")
+                    and raw[-2:] != "/." and raw[-3:] != "/.."):
+                full = raw
+            else:
+                full = _norm(raw)
         elif not raw:
             full = raw
         else:
