@@ -377,10 +377,15 @@ class StateEngine:
         self._spec = spec
         self._pidx = [info.param_index for info in et.EVENTS]  # per code: param name -> index
         # per open-like exit code: indices of name, path, flags, mode, dirfd, dev, ino (None: absent),
-        # and the count of params that holds them all (an event that long needs no bound checks)
-        self._open_ix = {c: tuple(et.EVENTS[c].param_index.get(k) for k in _OPEN_PARAMS)
-                         for c, h in handlers.items() if h == self._on_open_exit}
-        self._open_full = {c: 1 + max((i for i in ix if i is not None), default=-1) for c, ix in self._open_ix.items()}
+        # and the param count from which an event has name, flags, mode, dev and ino (no bound
+        # checks then; a code without one of them never qualifies)
+        self._open_ix = {}
+        for c, h in handlers.items():
+            if h == self._on_open_exit:
+                ix = tuple(et.EVENTS[c].param_index.get(k) for k in _OPEN_PARAMS)
+                direct = (ix[0], ix[2], ix[3], ix[5], ix[6])
+                whole = 1 + max(direct) if None not in direct else 1 << 62
+                self._open_ix[c] = (*ix, whole)
 
     def process(self, ev: Event) -> Event:
         """Enrich one event and apply what it changes."""
@@ -533,18 +538,23 @@ class StateEngine:
             return
         # the parameters by precomputed index; a missing one comes from the enter event
         # (old captures) as `_enter_param` finds it
-        i_name, i_path, i_flags, i_mode, i_dirfd, i_dev, i_ino = self._open_ix[ev.code]
+        i_name, i_path, i_flags, i_mode, i_dirfd, i_dev, i_ino, whole = self._open_ix[ev.code]
         n = len(p)
-        name = p[i_name] if i_name is not None and i_name < n else None
+        if n >= whole:  # the event has all of them (live events, current captures): no bound checks
+            name, flags, mode, dev, ino = p[i_name], p[i_flags], p[i_mode], p[i_dev], p[i_ino]
+        else:
+            name = p[i_name] if i_name is not None and i_name < n else None
+            flags = p[i_flags] if i_flags is not None and i_flags < n else None
+            mode = p[i_mode] if i_mode is not None and i_mode < n else None
+            dev = p[i_dev] if i_dev is not None and i_dev < n else None
+            ino = p[i_ino] if i_ino is not None and i_ino < n else None
         if name is None:
             name = self._enter_param(t, ev, "name")
             if name is None:
                 name = self._param(ev, "path")
-        flags = p[i_flags] if i_flags is not None and i_flags < n else None
         if flags is None:
             flags = self._enter_param(t, ev, "flags")
         flags = flags or 0
-        mode = p[i_mode] if i_mode is not None and i_mode < n else None
         if mode is None:
             mode = self._enter_param(t, ev, "mode")
         mode = mode or 0
@@ -570,8 +580,6 @@ class StateEngine:
             else:
                 base = self._cwd(t)
             full = concatenate_paths(base, raw)
-        dev = p[i_dev] if i_dev is not None and i_dev < n else None
-        ino = p[i_ino] if i_ino is not None and i_ino < n else None
         f = FdInfo(fd, "directory" if flags & O_DIRECTORY else "file", full, nameraw=raw, flags=flags,
                    mode=mode, dev=0 if dev is None else dev, ino=0 if ino is None else ino)
         # what _add_fd does, inline (the hottest fd creator)
