@@ -75,6 +75,38 @@ class FdInfo:
         return f"FdInfo({self.num}, {self.type!r}, {self.name!r})"
 
 
+_new = object.__new__
+
+
+def path_fd(num: int, type: str, name: str, nameraw: str, flags: int, mode: int, dev: int, ino: int,
+            pid: int) -> FdInfo:
+    """A file or directory fd, as `FdInfo(num, type, name, nameraw=..., ..., pid=...)` makes it,
+    for the state engine's hottest path (every open): positional, so none of the constructor's
+    keyword matching, which costs more than the object (measured: ~250 ns against ~550 ns).
+    Sets every slot: a slot added to FdInfo must be added here (tests compare the two)."""
+    f = _new(FdInfo)
+    f.num = num
+    f.type = type
+    f.name = name
+    f.nameraw = nameraw
+    f.flags = flags
+    f.mode = mode
+    f.dev = dev
+    f.ino = ino
+    f.l4proto = ""
+    f.cip = None
+    f.cport = None
+    f.sip = None
+    f.sport = None
+    f.is_server = False
+    f.connected = False
+    f.pid = pid
+    f.usrc = 0
+    f.udst = 0
+    f.role = ""
+    return f
+
+
 class ThreadInfo:
     """A thread of the thread table (libsinsp's threadinfo), or a snapshot of one.
 

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from tiercel.common import eventtable as et
-from tiercel.common.event import Event, FdInfo, ThreadInfo
+from tiercel.common.event import Event, FdInfo, ThreadInfo, path_fd
 from tiercel.ingest.scap import blocks as B
 
 # PPM clone flags (table clone_flags).
@@ -91,7 +91,7 @@ def _is_normal(path: str) -> bool:
     """An absolute path with no empty, "." or ".." component and no trailing slash is already
     normal (most paths are, dot-files included): normpath would return it unchanged."""
     return (path[:1] == "/" and "//" not in path and "/./" not in path and "/../" not in path
-            and (path[-1] != "/" or path == "/") and path[-2:] != "/." and path[-3:] != "/..")
+            and (path[-1] != "/" or path == "/") and not path.endswith(("/.", "/..")))
 
 
 def _norm(path: str) -> str:
@@ -560,13 +560,10 @@ class StateEngine:
         mode = mode or 0
         raw = name or ""
         if raw[:1] == "/":
-            # absolute: the directory it would be joined to does not matter (nor is it looked up);
-            # already normal (`_is_normal`, inline: this runs for every open) is kept as it is
-            if ("//" not in raw and "/./" not in raw and "/../" not in raw and (raw[-1] != "/" or raw == "/")
-                    and raw[-2:] != "/." and raw[-3:] != "/.."):
-                full = raw
-            else:
-                full = _norm(raw)
+            # absolute: the directory it would be joined to does not matter (nor is it looked up).
+            # No "//", no "/." and no trailing slash is normal for sure (3 scans, inline: this runs
+            # for every open); the rest, dot-files included, gets `_norm`'s exact test.
+            full = raw if "//" not in raw and "/." not in raw and raw[-1] != "/" else _norm(raw)
         elif not raw:
             full = raw
         else:
@@ -580,10 +577,9 @@ class StateEngine:
             else:
                 base = self._cwd(t)
             full = concatenate_paths(base, raw)
-        f = FdInfo(fd, "directory" if flags & O_DIRECTORY else "file", full, nameraw=raw, flags=flags,
-                   mode=mode, dev=0 if dev is None else dev, ino=0 if ino is None else ino)
+        f = path_fd(fd, "directory" if flags & O_DIRECTORY else "file", full, raw, flags, mode,
+                    0 if dev is None else dev, 0 if ino is None else ino, t.pid)
         # what _add_fd does, inline (the hottest fd creator)
-        f.pid = t.pid
         ev.fd_name_changed = bool(full)
         t.fds[fd] = f
         t.lastevent_fd = fd
