@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import os
 import pathlib
+import posixpath
 
 from tests.conftest import params_by_name
 from tiercel.common import eventtable as et
-from tiercel.common.event import Event, FdInfo, ThreadInfo
+from tiercel.common.event import Event, FdInfo, ThreadInfo, path_fd
 from tiercel.ingest.scap import blocks as B
 from tiercel.ingest.state import StateEngine, concatenate_paths, container_id_from_cgroups
 from tiercel.rules.fields import catalog as C
@@ -172,6 +173,46 @@ def test_paths():
     assert concatenate_paths("/home/a/", "../b/./c") == "/home/b/c"
     assert concatenate_paths("/x/", "/etc//passwd") == "/etc/passwd"
     assert concatenate_paths("", "rel") == "rel"
+    # every absolute path as normpath makes it (a leading "//" collapsed too), whichever test
+    # (`_norm`'s exact one, the open handler's quick one) lets it through unchanged
+    parts = ["a", ".a", "..a", "a.", "...", ".", "..", ""]
+    paths = {"/"} | {"/" + "/".join((x, y, z)) for x in parts for y in parts for z in parts}
+    for path in sorted(paths):
+        want = posixpath.normpath(path)
+        want = "/" + want.lstrip("/") if want.startswith("//") else want
+        assert concatenate_paths("/cwd/", path) == want, path
+
+
+def test_open_exit_names_like_normpath_and_reads_old_layouts():
+    s = engine()
+    fd = 3
+    for name, want in (("/home/alice/.config/app.yaml", "/home/alice/.config/app.yaml"),
+                       ("/etc/./passwd", "/etc/passwd"), ("/tmp/../etc", "/etc"), ("/etc/", "/etc"),
+                       ("/", "/"), ("//etc//hosts", "/etc/hosts"), ("/a/.", "/a"), ("/a/b/..", "/a"),
+                       (".bashrc", "/home/alice/.bashrc"), ("../bob/./x", "/home/bob/x"), ("", "")):
+        e = run(s, ev("PPME_SYSCALL_OPENAT_2_X", 100, fd=fd, dirfd=-100, name=name, flags=1, mode=0o644,
+                      dev=0x803, ino=77))[0]
+        f = s.threads[100].fds[fd]
+        assert e.fd is f and e.fdnum == fd and (f.name, f.nameraw) == (want, name), name
+        assert (f.type, f.flags, f.mode, f.dev, f.ino, f.pid) == ("file", 1, 0o644, 0x803, 77, 100)
+        assert e.fd_name_changed is bool(want)
+        fd += 1
+    # an open whose exit lacks name, flags and mode (old captures): they come from its enter event
+    enter, _ = params_by_name("PPME_SYSCALL_OPEN_E", {"name": "notes/../todo", "flags": 1 | 1024, "mode": 0o600})
+    run(s, Event(900, 1, 100, enter, _))
+    x = Event(901, 2, 100, et.PPME["PPME_SYSCALL_OPEN_X"], [fd])
+    e = run(s, x)[0]
+    assert (e.fd.name, e.fd.nameraw, e.fd.type, e.fd.mode, e.fd.dev) == ("/home/alice/todo", "notes/../todo",
+                                                                        "directory", 0o600, 0)
+    # a failed open adds nothing
+    e = run(s, ev("PPME_SYSCALL_OPENAT_2_X", 100, fd=-2, dirfd=-100, name="/nope", flags=1))[0]
+    assert e.fd is None and -2 not in s.threads[100].fds
+
+
+def test_path_fd_is_the_constructors_fd():
+    a = path_fd(7, "directory", "/etc", "etc", 1 | 1024, 0o755, 8, 99, 4242)
+    b = FdInfo(7, "directory", "/etc", nameraw="etc", flags=1 | 1024, mode=0o755, dev=8, ino=99, pid=4242)
+    assert {k: getattr(a, k) for k in FdInfo.__slots__} == {k: getattr(b, k) for k in FdInfo.__slots__}
 
 
 def test_seed_from_proc_finds_this_process():

@@ -559,13 +559,13 @@ class StateEngine:
             mode = self._enter_param(t, ev, "mode")
         mode = mode or 0
         raw = name or ""
-        if raw[:1] == "/":
+        if not raw:
+            full = raw
+        elif raw[0] == "/":
             # absolute: the directory it would be joined to does not matter (nor is it looked up).
             # No "//", no "/." and no trailing slash is normal for sure (3 scans, inline: this runs
             # for every open); the rest, dot-files included, gets `_norm`'s exact test.
             full = raw if "//" not in raw and "/." not in raw and raw[-1] != "/" else _norm(raw)
-        elif not raw:
-            full = raw
         else:
             if i_dirfd is not None:
                 dirfd = p[i_dirfd] if i_dirfd < n else None
