@@ -226,3 +226,18 @@ def test_a_thread_gone_mid_batch_never_lends_its_snapshot():
     evs, bad = decode_events(items)
     assert bad == 0
     assert [e.thread.comm for e in evs] == [f"p{i}" for i in range(50)]
+
+
+def test_snapshots_follow_the_attribute_lists():
+    """The snapshot readers are written out attribute by attribute (for speed): their order must
+    be the one the decoder restores by."""
+    from tiercel.common.wire import _FD_ATTRS, _TH_ATTRS, _fd_snapshot, _th_snapshot
+
+    f = FdInfo()
+    for i, name in enumerate(_FD_ATTRS):
+        setattr(f, name, f"v{i}")
+    assert _fd_snapshot(f) == tuple(f"v{i}" for i in range(len(_FD_ATTRS)))
+    t = ThreadInfo(1)
+    for i, name in enumerate(_TH_ATTRS):
+        setattr(t, name, f"v{i}")
+    assert _th_snapshot(t, "p", "m", 7) == (*(f"v{i}" for i in range(len(_TH_ATTRS))), "p", "m", 7)
