@@ -241,3 +241,19 @@ def test_snapshots_follow_the_attribute_lists():
     for i, name in enumerate(_TH_ATTRS):
         setattr(t, name, f"v{i}")
     assert _th_snapshot(t, "p", "m", 7) == (*(f"v{i}" for i in range(len(_TH_ATTRS))), "p", "m", 7)
+
+
+def test_an_event_that_cannot_be_encoded_leaves_no_dangling_snapshot():
+    """Ingest drops (and counts) an event whose encoding fails and keeps filling the batch: the
+    snapshots that event would have defined must not be referred to by the next items."""
+    sh = _process(100, "bash")
+    cat = _process(200, "cat", sh)
+    enc = Encoder()
+    bad_ev = _event(1, cat)
+    bad_ev.params = [object(), 3]  # nothing msgpack can carry
+    with pytest.raises(TypeError):
+        enc.encode(bad_ev)
+    items = [enc.encode(_event(2, cat)), enc.encode(_event(3, cat))]
+    evs, bad = decode_events(items)
+    assert bad == 0
+    assert [(e.thread.comm, e.thread.parent.comm) for e in evs] == [("cat", "bash")] * 2

@@ -161,75 +161,90 @@ class Encoder:
         return th
 
     def encode(self, ev: Event) -> bytes:
-        t = ev.thread
-        f = ev.fd
-        code = ev.code
-        refs = None
-        if t is None:
-            th = None
-        else:
-            # the common case: the thread's chain is still the one last keyed for it (each level
-            # the same thread, version, fd count, and its own main thread)
-            hit = self._leaders.get(t)
-            th = None
-            if hit is not None:
-                key, last, idx = hit
-                a: Any = t
-                for o, v, n in key:
-                    if o is not a or a.version != v:
-                        break
-                    x = a.nfds
-                    m = a.main
-                    if (len(a.fds) if x is None else x) != n or (m is not a and m is not None):
-                        break
-                    a = a.parent
-                else:
-                    if a is last:
-                        th = idx
-            if th is None:
-                th = self._thread_slow(t)
-            if 0 <= code < _NCODES:
-                i = _FD_REF[code]
-                if type(i) is int:
-                    if i >= 0:  # one fd parameter (most events): often the event's own fd, or none
-                        p = ev.params
-                        v = p[i] if i < len(p) else None
-                        if type(v) is int and v >= 0:
-                            o = t.fds.get(v)
-                            if o is not None and o is not f:
-                                refs = [_fd_snapshot(o)]
-                elif i is not None:  # several (openat: its fd and dirfd)
-                    p = ev.params
-                    np = len(p)
-                    for j in i:
-                        if j < np:
-                            v = p[j]
+        """One wire item. When it cannot be made, the snapshots it would have defined are
+        forgotten (later items must not refer to what no item carries) and the error raised."""
+        n0 = self._n
+        try:
+            t = ev.thread
+            f = ev.fd
+            code = ev.code
+            refs = None
+            if t is None:
+                th = None
+            else:
+                # the common case: the thread's chain is still the one last keyed for it (each level
+                # the same thread, version, fd count, and its own main thread)
+                hit = self._leaders.get(t)
+                th = None
+                if hit is not None:
+                    key, last, idx = hit
+                    a: Any = t
+                    for o, v, n in key:
+                        if o is not a or a.version != v:
+                            break
+                        x = a.nfds
+                        m = a.main
+                        if (len(a.fds) if x is None else x) != n or (m is not a and m is not None):
+                            break
+                        a = a.parent
+                    else:
+                        if a is last:
+                            th = idx
+                if th is None:
+                    th = self._thread_slow(t)
+                if 0 <= code < _NCODES:
+                    i = _FD_REF[code]
+                    if type(i) is int:
+                        if i >= 0:  # one fd parameter (most events): often the event's own fd, or none
+                            p = ev.params
+                            v = p[i] if i < len(p) else None
                             if type(v) is int and v >= 0:
                                 o = t.fds.get(v)
                                 if o is not None and o is not f:
-                                    if refs is None:
-                                        refs = [_fd_snapshot(o)]
-                                    else:
-                                        refs.append(_fd_snapshot(o))
-                else:
-                    refs = _referenced_fds(ev, t, *_FD_PARAMS[code])
-        flags = (1 if ev.fdrel else 0) | (2 if ev.fd_name_changed else 0) | (ev.dump_flags << 8)
-        extra = ev.extra
-        if extra is not None and "fds" in extra:
-            extra = {k: v for k, v in extra.items() if k != "fds"}
-        item = [WIRE_VERSION, ev.num, ev.ts, ev.tid, ev.cpu, code, ev.params, th,
-                _fd_snapshot(f) if f is not None else None, ev.fdnum, flags, ev.latency, extra or None,
-                refs, ev.source, ev.payload]
-        try:
-            return _pack_strict(item)
-        except UnicodeEncodeError:
-            pass
-        except (OverflowError, ValueError):
-            return _pack_carryable(item)
-        try:
-            return _pack(item)
-        except (OverflowError, ValueError):
-            return _pack_carryable(item)
+                                    refs = [_fd_snapshot(o)]
+                    elif i is not None:  # several (openat: its fd and dirfd)
+                        p = ev.params
+                        np = len(p)
+                        for j in i:
+                            if j < np:
+                                v = p[j]
+                                if type(v) is int and v >= 0:
+                                    o = t.fds.get(v)
+                                    if o is not None and o is not f:
+                                        if refs is None:
+                                            refs = [_fd_snapshot(o)]
+                                        else:
+                                            refs.append(_fd_snapshot(o))
+                    else:
+                        refs = _referenced_fds(ev, t, *_FD_PARAMS[code])
+            flags = (1 if ev.fdrel else 0) | (2 if ev.fd_name_changed else 0) | (ev.dump_flags << 8)
+            extra = ev.extra
+            if extra is not None and "fds" in extra:
+                extra = {k: v for k, v in extra.items() if k != "fds"}
+            item = [WIRE_VERSION, ev.num, ev.ts, ev.tid, ev.cpu, code, ev.params, th,
+                    _fd_snapshot(f) if f is not None else None, ev.fdnum, flags, ev.latency, extra or None,
+                    refs, ev.source, ev.payload]
+            try:
+                return _pack_strict(item)
+            except UnicodeEncodeError:
+                pass
+            except (OverflowError, ValueError):
+                return _pack_carryable(item)
+            try:
+                return _pack(item)
+            except (OverflowError, ValueError):
+                return _pack_carryable(item)
+        except BaseException:
+            if self._n != n0:
+                self._forget(n0)
+            raise
+
+    def _forget(self, n: int) -> None:
+        """Drop the snapshots from index `n` on (defined by an item that was never made)."""
+        self._index = {k: i for k, i in self._index.items() if i < n}
+        self._chains = {k: i for k, i in self._chains.items() if i < n}
+        self._leaders = {t: h for t, h in self._leaders.items() if h[-1] < n}
+        self._n = n
 
 
 def _carryable(v: Any) -> Any:
