@@ -199,3 +199,25 @@ def test_datagram_reader_many_per_call():
     finally:
         a.close()
         b.close()
+
+
+def test_known_process_identity_and_exit_between_events(tmp_path):
+    """The engine is handed the thread LiveState looked up: an identity change (exe, ppid) is
+    on it, and a thread whose exit the previous event told is not handed on."""
+    k = Kernel()
+    k.syscall("openat", 3, 600, 200, "app", "/opt/app-1", a=(-100, 0, 0, 0), extra=(_path("/etc/hostname"),))
+    k.syscall("close", 0, 600, 200, "app", "/opt/app-1", a=(3, 0, 0, 0))
+    # same pid, another executable and parent since (an execve and a reparenting audit did not log)
+    k.syscall("openat", 4, 600, 1, "app", "/opt/app-2", a=(-100, 0, 0, 0), extra=(_path("/etc/hosts"),))
+    k.syscall("exit_group", None, 600, 1, "app", "/opt/app-2")
+    # the pid again, right after its exit (reused)
+    k.syscall("openat", 5, 600, 200, "next", "/usr/bin/next", a=(-100, 0, 0, 0), extra=(_path("/etc/passwd"),))
+    st = _engine_with_parents(tmp_path)
+    seen: list[dict] = []
+    evs = _run(k, st, seen)
+    assert [s["fd.name"] for s in seen] == ["/etc/hostname", "/etc/hostname", "/etc/hosts", None, "/etc/passwd"]
+    assert (seen[0]["proc.exepath"], seen[0]["proc.pname"]) == ("/opt/app-1", "python")
+    assert (seen[2]["proc.exepath"], seen[2]["proc.pname"]) == ("/opt/app-2", "systemd")
+    gone, again = evs[3][0].thread, evs[4][0].thread
+    assert gone.dead and again is not gone and not again.dead
+    assert st.threads[600] is again and again.fds[5].name == "/etc/passwd" and 4 not in again.fds

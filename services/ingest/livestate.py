@@ -74,7 +74,9 @@ class LiveState:
             else:
                 seen = self._seen.get(pid)
                 if seen is None or seen[0] is not t or seen[1] != span or (cwd is not None and seen[2] != cwd):
-                    self._merge_audit(t, span, cwd, seen)
+                    self._merge_audit(t, span, cwd, seen)  # adds its parent at most: t stays
+                if ev.code not in _CLONE_CODES:
+                    return self._engine_process(ev, t)
         elif identity is not None and isinstance(identity, ThreadInfo):  # proc connector: read from /proc
             self._merge_hint(ev.tid, identity)
         if ev.code in _CLONE_CODES:

@@ -387,11 +387,13 @@ class StateEngine:
                 whole = 1 + max(direct) if None not in direct else 1 << 62
                 self._open_ix[c] = (*ix, whole)
 
-    def process(self, ev: Event) -> Event:
-        """Enrich one event and apply what it changes."""
+    def process(self, ev: Event, thread: ThreadInfo | None = None) -> Event:
+        """Enrich one event and apply what it changes. `thread`: what `threads.get(ev.tid)` gives
+        when the caller just looked it up (a live source does), so it is not looked up twice."""
         if self._pending_remove is not None:
             self._remove_thread(self._pending_remove)
             self._pending_remove = None
+            thread = None  # the table changed: look again
         if self._pending_close is not None:
             pt, pfd = self._pending_close
             pt.fds.pop(pfd, None)
@@ -404,7 +406,7 @@ class StateEngine:
         if ev.source != "syscall":
             return ev
         tid = ev.tid
-        t = self.threads.get(tid)
+        t = thread if thread is not None else self.threads.get(tid)
         if skip:
             ev.thread = t
             if handler is not None:
