@@ -232,3 +232,20 @@ async def test_proc_connector_sees_exec(nats_broker, tmp_path):
     finally:
         assert stop(p) == 0
         await tap.close()
+
+
+def test_bench_stage_replay_smoke():
+    """`tiercel bench ingest`'s replay of kernel datagrams (a smoke run: the full bench is `make
+    bench`): datagrams recorded from this kernel go through every stage, and each stage's figure
+    is there and sane."""
+    require_audit()
+    from tiercel.ingest.bench_live import record_raw, stages
+
+    raw = record_raw(4000)
+    assert len(raw) == 4000
+    st = stages(raw)
+    assert st["events"] > 500  # the generator's openat (5 records) and close (3)
+    assert 2.5 < st["records_per_event"] < 5.5
+    for k in ("assemble", "translate", "state engine", "wire encode", "batch msgpack"):
+        assert 0 < st[k] < 1000, (k, st)
+    assert 40 < st["wire_bytes_per_event"] < 2000
