@@ -140,7 +140,11 @@ def _shape(events):
     for e in events:
         types = sorted({d[4] | d[5] << 8 for d in e.raw} if e.raw else {t for t, _ in e.records})
         reads = ((e.syscall_body or b"").rstrip(b"\0"), e.path_items(), e.cwd, e.proctitle, e.sockaddr,
-                 [(t, (e.body(t) or b"").rstrip(b"\0")) for t in types])
+                 [(t, (e.body(t) or b"").rstrip(b"\0")) for t in types],
+                 # `changed`: the body against none, itself, itself with a byte more, a byte less
+                 [((e.changed(t, None) or b"").rstrip(b"\0"), e.changed(t, e.body(t)),
+                   (e.changed(t, (e.body(t) or b"") + b"x") or b"").rstrip(b"\0"),
+                   (e.changed(t, (e.body(t) or b"x")[:-1]) or b"").rstrip(b"\0")) for t in types])
         out.append((e.serial, e.ts, e.complete, [(t, b.rstrip(b"\0")) for t, b in e.records], reads))
     return out
 

@@ -271,12 +271,13 @@ class KernelReader(threading.Thread):
                 self.kernel.seen(len(pairs))
                 self.ingest.seen(len(pairs))
                 pending = self._pending
+                encode = self._enc.encode
                 for ev, ident in pairs:
                     try:
                         process(ev, ident)
                         if on_event is not None:
                             on_event(ev)
-                        item = (self._enc.encode(ev), ev.code)
+                        item = (encode(ev), ev.code)
                     except Exception as e:  # a state-engine or encoding bug costs one event, counted
                         log.debug("event %r not processed: %s", ev, e)
                         self.ingest.drop("state_error", 1)
@@ -286,7 +287,7 @@ class KernelReader(threading.Thread):
                     pending.append(item)
                     if len(pending) >= size:
                         self._flush()
-                        pending = self._pending
+                        pending, encode = self._pending, self._enc.encode
             if self._pending and time.monotonic() - self._first >= interval:
                 self._flush()
             state.maybe_sweep()

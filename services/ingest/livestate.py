@@ -68,13 +68,16 @@ class LiveState:
             pid = ev.tid
             t = self.engine.threads.get(pid)
             span, ae = identity
-            cwd = ae.body(_CWD)
             if t is None:
-                self._adopt_audit(pid, span, cwd, ae)
+                self._adopt_audit(pid, span, ae.body(_CWD), ae)
             else:
                 seen = self._seen.get(pid)
-                if seen is None or seen[0] is not t or seen[1] != span or (cwd is not None and seen[2] != cwd):
-                    self._merge_audit(t, span, cwd, seen)  # adds its parent at most: t stays
+                if seen is None or seen[0] is not t or seen[1] != span:
+                    self._merge_audit(t, span, ae.body(_CWD), seen)  # adds its parent at most: t stays
+                else:
+                    cwd = ae.changed(_CWD, seen[2])
+                    if cwd is not None:
+                        self._merge_audit(t, span, cwd, seen)
                 if ev.code not in _CLONE_CODES:
                     return self._engine_process(ev, t)
         elif identity is not None and isinstance(identity, ThreadInfo):  # proc connector: read from /proc

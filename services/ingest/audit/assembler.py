@@ -124,6 +124,25 @@ class AuditEvent:
                 return b
         return None
 
+    def changed(self, rtype: int, last: bytes | None) -> bytes | None:
+        """The body of the first record of this type when it differs from `last` (None when it
+        is the same or absent): a process's CWD repeats event after event, and is compared in
+        place in its datagram, with no copy."""
+        if self._records is None:
+            lo, hi = rtype & 0xFF, rtype >> 8
+            off = self.off
+            for d in self.raw:  # type: ignore[union-attr]
+                if d[4] == lo and d[5] == hi:
+                    if last is not None and d[-1] != 0:
+                        start = off + 1 if len(d) > off and d[off] == 32 else off
+                        if len(d) - start == len(last) and d.startswith(last, start):
+                            return None
+                    body = record_body(d, off)
+                    return None if body == last else body
+            return None
+        body = self.body(rtype)
+        return None if body == last else body
+
     @property
     def types(self) -> list[int]:
         return [t for t, _ in self.records]
