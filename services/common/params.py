@@ -170,18 +170,20 @@ def _special_decoders(order: str) -> dict[str, Decoder]:
             "PT_IPV4ADDR": _dec_ipv4, "PT_IPV6ADDR": _dec_ipv6, "PT_IPADDR": _dec_ipaddr}
 
 
-def _decoders(order: str) -> dict[str, Decoder]:
-    fixed = FIXED_BY_ORDER[order]
-    special = _special_decoders(order)
-    # the address types have a fixed size too, but decode to text: special before fixed
+def _by_type(order: str, special: dict[str, Any], fixed: Callable[[struct.Struct], Any], string: Any,
+             raw: Any) -> dict[str, Any]:
+    """One codec per parameter type (decoders or encoders): the special ones first (the address
+    types have a fixed size too, but travel as text), then fixed-size, string, raw bytes."""
+    sizes = FIXED_BY_ORDER[order]
     return {name: special[name] if name in special
-            else _dec_fixed(fixed[name]) if name in fixed
-            else _dec_str if name in STRING_TYPES
-            else _dec_raw
+            else fixed(sizes[name]) if name in sizes
+            else string if name in STRING_TYPES
+            else raw
             for name in et.PARAM_TYPES}
 
 
-DECODERS_BY_ORDER: dict[str, dict[str, Decoder]] = {o: _decoders(o) for o in ORDERS}
+DECODERS_BY_ORDER: dict[str, dict[str, Decoder]] = {
+    o: _by_type(o, _special_decoders(o), _dec_fixed, _dec_str, _dec_raw) for o in ORDERS}
 DECODERS = DECODERS_BY_ORDER["<"]
 
 
@@ -284,17 +286,8 @@ def _special_encoders(order: str) -> dict[str, Encoder]:
             "PT_IPV4ADDR": _enc_ip, "PT_IPV6ADDR": _enc_ip, "PT_IPADDR": _enc_ip}
 
 
-def _encoders(order: str) -> dict[str, Encoder]:
-    fixed = FIXED_BY_ORDER[order]
-    special = _special_encoders(order)
-    return {name: special[name] if name in special
-            else _enc_fixed(fixed[name]) if name in fixed
-            else _enc_str if name in STRING_TYPES
-            else _enc_raw
-            for name in et.PARAM_TYPES}
-
-
-ENCODERS_BY_ORDER: dict[str, dict[str, Encoder]] = {o: _encoders(o) for o in ORDERS}
+ENCODERS_BY_ORDER: dict[str, dict[str, Encoder]] = {
+    o: _by_type(o, _special_encoders(o), _enc_fixed, _enc_str, _enc_raw) for o in ORDERS}
 ENCODERS = ENCODERS_BY_ORDER["<"]
 
 
