@@ -157,21 +157,13 @@ class AuditEvent:
                 off = self.off
                 start = off + 1 if len(d) > off and d[off] == 32 else off
                 return d, start, len(d) if d[-1] != 0 else max(start, len(d.rstrip(b"\0")))
-        b = self.syscall_body
+        b = self.body(_SYSCALL)
         return None if b is None else (b, 0, len(b))
 
     @property
     def syscall_body(self) -> bytes | None:
-        raw = self.raw
-        if raw and self._records is None:
-            d = raw[0]
-            if d[4] == 0x14 and d[5] == 0x05:  # AUDIT_SYSCALL (1300): the kernel writes it first
-                return self._body(d)
-        else:
-            recs = self.records
-            if recs and recs[0][0] == _SYSCALL:
-                return recs[0][1]
-        return self.body(_SYSCALL)
+        span = self.syscall_span()
+        return None if span is None else span[0][span[1]:span[2]]
 
     @property
     def syscall(self) -> dict[str, bytes] | None:
