@@ -127,20 +127,9 @@ def kernel_ceiling(state_dir: pathlib.Path, seconds: float, ngen: int) -> dict[s
             "generated_per_s": made / seconds, "receive_us_per_event": cpu / max(1, events) * 1e6}
 
 
-async def _purge_events(url: str) -> None:
-    import nats
-
-    from tiercel.common import bus
-
-    nc = await nats.connect(url)
-    try:
-        await nc.jetstream().purge_stream(bus.EVENTS_STREAM.name)
-    finally:
-        await nc.close()
-
-
 async def _ingest_run(url: str, state_dir: pathlib.Path, seconds: float, ngen: int, rate: float = 0.0,
                       mode: str = "jetstream") -> dict[str, Any]:
+    from tiercel.common import bus
     from tiercel.common.config import load
     from tiercel.ingest.worker import IngestWorker
 
@@ -152,7 +141,8 @@ async def _ingest_run(url: str, state_dir: pathlib.Path, seconds: float, ngen: i
     task = asyncio.create_task(w.run(stop))
     while w.reader is None and not task.done():
         await asyncio.sleep(0.05)
-    await _purge_events(url)  # nothing consumes here: without this the 1 GiB stream fills over the runs
+    # nothing consumes here: without this the 1 GiB stream fills over the runs
+    await w.nc.jetstream().purge_stream(bus.EVENTS_STREAM.name)
     await asyncio.sleep(0.5)
 
     def counters() -> tuple[int, int, int, int]:
